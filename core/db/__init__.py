@@ -1,0 +1,1 @@
+"""Databases: one control database, and one database per tenant."""

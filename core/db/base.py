@@ -1,0 +1,25 @@
+"""Declarative bases: tables of the control database and tables of every tenant database.
+
+Two registries keep two metadata objects, so each kind of database is created and migrated with
+exactly its own tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import registry
+from sqlmodel import SQLModel
+
+
+class ControlModel(SQLModel, registry=registry()):
+    """Base of tables that live in the control database (tenants, users, keys, plugin settings)."""
+
+
+class TenantModel(SQLModel, registry=registry()):
+    """Base of tables that live in each tenant's own database."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC, as every timestamp column takes and returns it."""
+    return datetime.now(UTC)

@@ -1,0 +1,10 @@
+"""Imports every table module so each metadata knows all of its tables (for migrations)."""
+
+from core.audit import models as audit_models  # noqa: F401
+from core.db.base import ControlModel, TenantModel
+from core.queue import models as queue_models  # noqa: F401
+from core.sandbox import models as sandbox_models  # noqa: F401
+from core.tenancy import models as tenancy_models  # noqa: F401
+
+CONTROL_METADATA = ControlModel.metadata
+TENANT_METADATA = TenantModel.metadata

@@ -1,0 +1,290 @@
+"""The public plugin API: everything a plugin may import from Tessera.
+
+A plugin writes ``from core.plugin_api import hookimpl, Channel, ...`` and nothing else from the
+core. The hooks themselves are specified, with their docstrings, in :mod:`core.hookspecs`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+import pluggy
+from pydantic import BaseModel, ConfigDict
+
+PROJECT = "tessera"
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- errors: their type says what the core does next ---------------------------------------------
+class DeliveryError(Exception):
+    """A delivery did not happen. ``reason_code`` is short and stable, ``str()`` says why."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, reason_code: str = "error", retry_after: float | None = None):
+        super().__init__(message)
+        self.reason_code = reason_code
+        self.retry_after = retry_after
+
+
+class TransientDeliveryError(DeliveryError):
+    """Try again later (rate limit, provider unavailable). ``retry_after`` in seconds, if known."""
+
+    retryable = True
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Never retry: the request itself is wrong (bad address, invalid template, rejected)."""
+
+
+class ChannelNotImplemented(PermanentDeliveryError):
+    """The channel is registered but this operation is not built yet. Never pretends to succeed."""
+
+    def __init__(self, channel: str, operation: str):
+        super().__init__(
+            f"Channel '{channel}' cannot {operation} yet: this part of the plugin is not implemented.",
+            reason_code="not_implemented",
+        )
+
+
+# --- what a channel receives ------------------------------------------------------------------
+class ProfileSnapshot(BaseModel):
+    """A read-only view of one customer profile, as channels see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    identifiers: dict[str, list[str]] = {}
+    traits: dict[str, Any] = {}
+    consents: dict[str, bool] = {}
+    locale: str | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """Everything a channel call needs about the tenant it is working for.
+
+    ``config`` is the channel's validated ``Config`` with secrets decrypted. ``sandbox`` is True
+    when the tenant runs this plugin in test mode: the channel must then send to
+    ``sandbox_url`` (its own sandbox, mounted by the core) instead of the real provider.
+    """
+
+    tenant: str
+    config: BaseModel | None
+    sandbox: bool
+    sandbox_url: str
+    public_url: str
+
+
+class OutboundMessage(BaseModel):
+    """One message for one recipient, as the orchestration hands it to ``Channel.deliver``."""
+
+    delivery_id: str
+    idempotency_key: str
+    profile: ProfileSnapshot
+    address: str
+    template: dict[str, Any]
+    variables: dict[str, Any] = {}
+
+
+class DeliveryStatus(enum.StrEnum):
+    """The shared list of delivery states every channel's statuses are normalised into."""
+
+    sent = "sent"
+    delivered = "delivered"
+    read = "read"
+    installed = "installed"
+    removed = "removed"
+    clicked = "clicked"
+    failed = "failed"
+
+
+class DeliveryResult(BaseModel):
+    """The outcome of one message: sent with the provider's id, or failed with a reason code."""
+
+    delivery_id: str
+    status: DeliveryStatus
+    provider_id: str | None = None
+    reason_code: str | None = None
+    detail: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+class ChannelEvent(BaseModel):
+    """A lifecycle event a provider reported through a webhook (delivered, read, installed...)."""
+
+    status: DeliveryStatus
+    provider_id: str | None = None
+    delivery_id: str | None = None
+    address: str | None = None
+    occurred_at: datetime | None = None
+    reason_code: str | None = None
+    data: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's call to ``/webhooks/{tenant}/{channel}``, with the raw body for signatures."""
+
+    method: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    """What to answer the provider, and the events its call carried."""
+
+    status_code: int = 200
+    body: str = ""
+    media_type: str = "text/plain"
+    events: list[ChannelEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a message cannot be sent to one profile, said so a marketer can fix it."""
+
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A rendering of a template for one profile: HTML always, a PNG where it helps."""
+
+    html: str
+    png: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel can do beyond sending; the UI and orchestration read these."""
+
+    preview: bool = True
+    update: bool = False
+    revoke: bool = False
+    webhooks: bool = False
+    rate_limit_per_second: float | None = None
+    address_identifier: str | None = None
+
+
+class EmptyConfig(BaseModel):
+    """The config of a channel that needs none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Channel:
+    """A way to reach customers. Subclass it, set the class attributes, override what you can do.
+
+    Class attributes: ``key`` (the plugin's entry-point name for a one-channel plugin: it is also
+    the database value, the URL segment and the template folder), ``label`` (shown to marketers),
+    ``Config`` (pydantic, ``extra="forbid"``; ``SecretStr`` fields are encrypted at rest and never
+    shown back), ``Template`` (pydantic: what a marketer fills in), ``capabilities``.
+    Every method receives a :class:`ChannelContext` first. The defaults refuse honestly.
+    """
+
+    key: ClassVar[str]
+    label: ClassVar[str]
+    Config: ClassVar[type[BaseModel]] = EmptyConfig
+    Template: ClassVar[type[BaseModel]] = EmptyConfig
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def validate(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> list[Problem]:
+        """Problems that would stop this template reaching this profile; empty when it can go."""
+        return []
+
+    def render_preview(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> Preview:
+        """How the message will look for this profile."""
+        raise ChannelNotImplemented(self.key, "preview")
+
+    def deliver(self, ctx: ChannelContext, batch: list[OutboundMessage]) -> list[DeliveryResult]:
+        """Send a batch; one result per message, in any order, matched by ``delivery_id``."""
+        raise ChannelNotImplemented(self.key, "deliver")
+
+    def update(self, ctx: ChannelContext, message: OutboundMessage) -> DeliveryResult:
+        """Refresh a long-lived object (a pass) already delivered to this recipient."""
+        raise ChannelNotImplemented(self.key, "update")
+
+    def revoke(self, ctx: ChannelContext, message: OutboundMessage) -> DeliveryResult:
+        """Withdraw a long-lived object (a pass) from this recipient."""
+        raise ChannelNotImplemented(self.key, "revoke")
+
+    def handle_webhook(self, ctx: ChannelContext, request: WebhookRequest) -> WebhookResponse:
+        """Verify and translate a provider's callback into :class:`ChannelEvent` s."""
+        return WebhookResponse(status_code=404, body=f"Channel '{self.key}' takes no webhooks.")
+
+    def sandbox_app(self) -> Any | None:
+        """An ASGI app faking the provider (same schema, auth, errors), or None.
+
+        The core mounts it at ``/sandbox/{tenant}/{key}`` on loopback and records every request.
+        """
+        return None
+
+
+# --- other registrable things -----------------------------------------------------------------
+@dataclass(frozen=True)
+class IdentifierType:
+    """A kind of identifier that points at a profile (email, phone, device token, pass serial).
+
+    ``normalize`` returns the canonical form or raises ``ValueError`` with a readable reason.
+    ``unique_per_profile``: a profile holds at most one value of this type, so two profiles with
+    different values never merge. ``merges_known_profiles``: whether a shared value alone may
+    merge two profiles that both already have a unique identifier.
+    """
+
+    key: str
+    label: str
+    normalize: Callable[[str], str] = str.strip
+    unique_per_profile: bool = False
+    merges_known_profiles: bool = True
+
+
+@dataclass(frozen=True)
+class SegmentConditionType:
+    """A condition marketers can add to a segment rule (e.g. "has an installed wallet pass").
+
+    ``Params`` is the pydantic model of the condition's settings. ``to_sql(params, profile_table)``
+    returns a SQLAlchemy boolean expression over the profile table for batch counts;
+    ``evaluate(params, profile)`` decides for one :class:`ProfileSnapshot` in real time. Both must
+    agree.
+    """
+
+    key: str
+    label: str
+    Params: type[BaseModel]
+    to_sql: Callable[[BaseModel, Any], Any]
+    evaluate: Callable[[BaseModel, ProfileSnapshot], bool]
+
+
+@dataclass(frozen=True)
+class UIPanel:
+    """A piece of HTML the UI shows in a named place (``profile``, ``settings``, ``dashboard``).
+
+    ``render(tenant, context)`` returns HTML; ``context`` holds what the page knows (for a profile
+    panel: ``{"profile": ProfileSnapshot}``). Escape what you interpolate.
+    """
+
+    key: str
+    label: str
+    location: str
+    render: Callable[[str, dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class JobType:
+    """Durable background work: ``handler(tenant, payload)`` runs at least once per enqueue.
+
+    Make handlers idempotent: a job may run again after a worker dies mid-way.
+    """
+
+    key: str
+    handler: Callable[[str, dict[str, Any]], None]

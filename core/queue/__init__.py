@@ -1,0 +1,1 @@
+"""Durable background work: an outbox in each tenant database, dramatiq to run it."""

@@ -1,0 +1,101 @@
+"""The one dramatiq actor: run a job of the outbox by its id, at least once, claimed atomically."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import dramatiq
+from sqlalchemy import or_, update
+from sqlmodel import Session
+
+from core.db import engines
+from core.db.base import utcnow
+from core.plugin_api import DeliveryError
+from core.plugins import get_host
+from core.queue.broker import setup_broker
+from core.queue.models import Job, JobStatus
+from core.queue.outbox import backoff
+from core.settings import get_settings
+from core.tenancy.plugin_settings import enabled_plugins
+from core.tenancy.tenants import get_tenant
+
+setup_broker()
+log = logging.getLogger(__name__)
+QUEUE = "tessera"
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=3_600_000)
+def run_job(tenant: str, job_id: int) -> None:
+    """Run one job of one tenant unless it is done, not due, or another worker holds it."""
+    execute_job(tenant, job_id)
+
+
+def send_job(tenant: str, job_id: int | None, due_at: datetime | None = None) -> None:
+    """Queue a message for a stored job, delayed until it is due."""
+    assert job_id is not None
+    delay_ms = 0
+    if due_at is not None:
+        delay_ms = max(0, int((due_at - utcnow()).total_seconds() * 1000))
+    run_job.send_with_options(args=(tenant, job_id), delay=delay_ms or None)
+
+
+def _claim(session: Session, job_id: int) -> Job | None:
+    now = utcnow()
+    lease = now + timedelta(seconds=get_settings().job_lease_seconds)
+    claimable = or_(
+        (Job.status == JobStatus.pending) & (Job.due_at <= now),  # type: ignore[operator]
+        (Job.status == JobStatus.running) & (Job.lease_until < now),  # type: ignore[operator,arg-type]
+    )
+    result = session.exec(  # type: ignore[call-overload]
+        update(Job)
+        .where(Job.id == job_id, claimable)  # type: ignore[arg-type]
+        .values(status=JobStatus.running, lease_until=lease, attempts=Job.attempts + 1)
+    )
+    session.commit()
+    if result.rowcount != 1:
+        return None
+    return session.get(Job, job_id)
+
+
+def execute_job(tenant_slug: str, job_id: int) -> JobStatus | None:
+    """Claim and run a job; returns its new status, or None when there was nothing to do."""
+    with engines.control_session() as control:
+        tenant = get_tenant(control, tenant_slug)
+        enabled = enabled_plugins(control, tenant, get_host())
+    with Session(engines.tenant_engine(tenant.database), expire_on_commit=False) as session:
+        job = _claim(session, job_id)
+        if job is None:
+            return None
+        registered = get_host().jobs.get(job.kind)
+        try:
+            if registered is None:
+                raise RuntimeError(f"No installed plugin handles job type {job.kind!r}.")
+            if registered.plugin not in enabled:
+                raise RuntimeError(f"Plugin {registered.plugin!r} is not enabled for tenant {tenant_slug!r}.")
+            registered.item.handler(tenant_slug, dict(job.payload))
+        except Exception as exc:  # noqa: BLE001 - a job's failure is recorded, never lost
+            retryable = not isinstance(exc, DeliveryError) or exc.retryable
+            retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
+            job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            job.lease_until = None
+            if retryable and registered is not None and job.attempts < job.max_attempts:
+                job.status = JobStatus.pending
+                job.due_at = utcnow() + backoff(job.attempts, retry_after)
+                job.enqueued_at = utcnow()
+                log.warning("job %s/%s failed, retrying at %s: %s", tenant_slug, job_id, job.due_at, exc)
+            else:
+                job.status = JobStatus.failed
+                job.finished_at = utcnow()
+                log.error("job %s/%s failed for good: %s", tenant_slug, job_id, exc)
+            session.add(job)
+            session.commit()
+            if job.status == JobStatus.pending:
+                send_job(tenant_slug, job.id, job.due_at)
+            return job.status
+        job.status = JobStatus.done
+        job.finished_at = utcnow()
+        job.lease_until = None
+        session.add(job)
+        session.commit()
+        return job.status

@@ -1,0 +1,78 @@
+"""Writing durable work: a :class:`Job` row first, the queue message only after the commit.
+
+Callers add jobs inside their own transaction with :func:`add_job`; the messages are sent when
+that session commits (nothing is sent for a rolled-back transaction). A lost message is harmless:
+the sweeper re-sends whatever is due and has not run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from core.db.base import utcnow
+from core.queue.models import Job
+
+_PENDING_KEY = "tessera_jobs_to_send"
+
+
+def add_job(
+    session: Session,
+    tenant: str,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    due_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    max_attempts: int = 8,
+) -> Job:
+    """Add a job to the tenant session; its message goes out when the session commits.
+
+    With an ``idempotency_key`` that already exists, the existing job is returned instead.
+    """
+    if idempotency_key:
+        existing = session.exec(select(Job).where(Job.idempotency_key == idempotency_key)).first()
+        if existing is not None:
+            return existing
+    job = Job(
+        kind=kind,
+        payload=payload or {},
+        due_at=due_at or utcnow(),
+        idempotency_key=idempotency_key,
+        max_attempts=max_attempts,
+        enqueued_at=utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        # A concurrent writer stored the same key first: that job is the one.
+        return session.exec(select(Job).where(Job.idempotency_key == idempotency_key)).one()
+    session.info.setdefault(_PENDING_KEY, []).append((tenant, job))
+    if not event.contains(session, "after_commit", _send_after_commit):
+        event.listen(session, "after_commit", _send_after_commit)
+        event.listen(session, "after_rollback", _forget_after_rollback)
+    return job
+
+
+def _send_after_commit(session: Session) -> None:
+    from core.queue.actors import send_job  # late: actors need the broker set up first
+
+    for tenant, job in session.info.pop(_PENDING_KEY, []):
+        send_job(tenant, job.id, job.due_at)
+
+
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> timedelta:
+    """Delay before the next attempt: exponential from 2 s, capped at 1 h, at least Retry-After."""
+    delay = min(2.0**attempt, 3600.0)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return timedelta(seconds=delay)

@@ -1,0 +1,48 @@
+"""Running workers: in this process (embedded default), or as dramatiq worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dramatiq
+
+from core.queue import actors  # noqa: F401 - declares the actor on the configured broker
+from core.queue.broker import setup_broker
+from core.queue.sweeper import Sweeper
+from core.settings import get_settings
+
+
+class InProcessWorker:
+    """A dramatiq worker with threads in this process, plus the sweeper."""
+
+    def __init__(self, threads: int | None = None):
+        self.worker = dramatiq.Worker(setup_broker(), worker_threads=threads or get_settings().worker_threads)
+        self.sweeper = Sweeper()
+
+    def start(self) -> None:
+        """Start consuming and sweeping."""
+        self.worker.start()
+        self.sweeper.start()
+
+    def stop(self) -> None:
+        """Stop consuming (waits for running jobs) and sweeping."""
+        self.sweeper.stop()
+        self.worker.stop()
+
+
+def run_worker_processes(processes: int, threads: int) -> int:
+    """Run dramatiq worker processes on Redis in the foreground, with a sweeper; the exit code."""
+    sweeper = Sweeper()
+    sweeper.start()
+    command = [
+        sys.executable, "-m", "dramatiq", "core.queue.worker_entry",
+        "--processes", str(processes), "--threads", str(threads), "--queues", actors.QUEUE,
+    ]  # fmt: skip
+    try:
+        return subprocess.call(command, env=os.environ.copy())
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        sweeper.stop()

@@ -1,0 +1,1 @@
+"""Tenants, users, memberships (role and scope), API tokens, write keys, plugin settings."""

@@ -1,0 +1,82 @@
+"""Creating and finding tenants, each with a database of its own."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from core.db import engines
+from core.db.migrate import upgrade
+from core.settings import get_settings
+from core.tenancy.errors import Conflict, NotFound, TenancyError
+from core.tenancy.models import Tenant
+
+SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+RESERVED_SLUGS = frozenset({"admin", "api", "static", "login", "logout", "new", "control", "postgres"})
+
+
+def validate_slug(slug: str) -> str:
+    """The slug if it is well formed, else a :class:`TenancyError` saying what is allowed."""
+    if not SLUG_PATTERN.match(slug):
+        raise TenancyError(
+            f"Invalid tenant slug {slug!r}: use 3-40 characters, lower-case letters, digits and '-', "
+            "starting with a letter and not ending with '-'."
+        )
+    if "--" in slug:
+        raise TenancyError(f"Invalid tenant slug {slug!r}: '--' is not allowed.")
+    if slug in RESERVED_SLUGS:
+        raise TenancyError(f"Tenant slug {slug!r} is reserved; choose another.")
+    return slug
+
+
+def get_tenant(session: Session, slug: str) -> Tenant:
+    """The tenant with this slug, or :class:`NotFound`."""
+    tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).first()
+    if tenant is None:
+        raise NotFound(f"Unknown tenant {slug!r}: `tessera tenant list` shows the tenants.")
+    return tenant
+
+
+def list_tenants(session: Session) -> list[Tenant]:
+    """Every tenant, by slug."""
+    return list(session.exec(select(Tenant).order_by(Tenant.slug)))
+
+
+def provision_database(tenant: Tenant) -> None:
+    """Create the tenant's database if needed and migrate it to the newest revision."""
+    url = engines.tenant_url(tenant.database)
+    if get_settings().uses_postgres:
+        engines.ensure_postgres_database(url)
+    upgrade("tenant", engines.tenant_engine(tenant.database))
+
+
+def create_tenant(session: Session, slug: str, name: str | None = None, timezone: str = "UTC") -> Tenant:
+    """Register a tenant and create its database. The caller commits ``session``.
+
+    The database is created before the tenant row is flushed; if the row cannot be written
+    (duplicate slug), a PostgreSQL database created here is dropped again.
+    """
+    validate_slug(slug)
+    if session.exec(select(Tenant).where(Tenant.slug == slug)).first():
+        raise Conflict(f"Tenant {slug!r} already exists.")
+    tenant = Tenant(
+        slug=slug,
+        name=name or slug.replace("-", " ").title(),
+        database=engines.tenant_database_name(slug),
+        timezone=timezone,
+    )
+    created = get_settings().uses_postgres and engines.ensure_postgres_database(
+        engines.tenant_url(tenant.database)
+    )
+    try:
+        upgrade("tenant", engines.tenant_engine(tenant.database))
+        session.add(tenant)
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        if created:
+            engines.drop_postgres_database(engines.tenant_url(tenant.database))
+        raise Conflict(f"Tenant {slug!r} already exists.") from exc
+    return tenant

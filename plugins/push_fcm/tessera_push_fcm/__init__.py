@@ -1,0 +1,28 @@
+"""Tessera plugin ``push_fcm``: push notifications through Firebase Cloud Messaging."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from core.plugin_api import Channel, IdentifierType, hookimpl
+from tessera_push_fcm.channel import FcmChannel, normalize_fcm_token
+
+
+@hookimpl
+def register_channels(register: Callable[[Channel], None]) -> None:
+    """Register the FCM push channel."""
+    register(FcmChannel())
+
+
+@hookimpl
+def register_identifier_types(register: Callable[[IdentifierType], None]) -> None:
+    """Register ``fcm_token``: a device's FCM registration token (a profile may have many)."""
+    register(
+        IdentifierType(
+            key="fcm_token",
+            label="FCM registration token",
+            normalize=normalize_fcm_token,
+            unique_per_profile=False,
+            merges_known_profiles=False,
+        )
+    )
