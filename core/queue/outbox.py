@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.db.base import utcnow
-from core.queue.models import Job
+from core.db.engines import tenant_engine
+from core.queue.models import Job, JobStatus
 
 _PENDING_KEY = "tessera_jobs_to_send"
 
@@ -76,3 +77,10 @@ def backoff(attempt: int, retry_after: float | None = None) -> timedelta:
     if retry_after is not None:
         delay = max(delay, retry_after)
     return timedelta(seconds=delay)
+
+
+def job_counts(database: str) -> dict[str, int]:
+    """How many of the tenant's jobs are in each status."""
+    with Session(tenant_engine(database)) as session:
+        counts = dict(session.exec(select(Job.status, func.count()).group_by(Job.status)).all())
+    return {status.value: counts.get(status, 0) for status in JobStatus}

@@ -16,6 +16,8 @@ from core.settings import get_settings
 from core.tenancy.errors import NotFound, TenancyError
 from core.tenancy.models import PluginSetting, Tenant
 
+SECRET_SET = "**********"
+
 
 class ConfigError(TenancyError):
     """A plugin config did not validate; ``problems`` maps field names to messages."""
@@ -125,11 +127,11 @@ def channel_config(session: Session, tenant: Tenant, host: PluginHost, channel_k
 
 
 def public_config(session: Session, tenant: Tenant, host: PluginHost, channel_key: str) -> dict[str, Any]:
-    """The stored config as the UI may show it: secrets reduced to whether they are set."""
+    """The stored config as the UI and API may show it: a stored secret reads as ``SECRET_SET``."""
     plugin = host.owner_of_channel(channel_key)
     row = _setting(session, tenant, plugin or "")
     stored = row.config.get(channel_key, {}) if row else {}
-    return {k: ("" if is_sealed(v) else v) for k, v in stored.items()}
+    return {k: (SECRET_SET if is_sealed(v) else v) for k, v in stored.items()}
 
 
 def channel_context(session: Session, tenant: Tenant, host: PluginHost, channel_key: str) -> ChannelContext:

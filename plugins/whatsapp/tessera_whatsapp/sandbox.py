@@ -36,13 +36,17 @@ def has_bearer(request: Request) -> bool:
 
 def create_sandbox_app() -> FastAPI:
     """Build the fake Graph API app the core mounts at ``/sandbox/{tenant}/whatsapp``."""
-    app = FastAPI(title="Tessera sandbox: WhatsApp Cloud API", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Tessera sandbox: WhatsApp Cloud API", docs_url=None, redoc_url=None, openapi_url=None
+    )
 
     @app.api_route("/{path:path}", methods=METHODS)
     async def any_call(request: Request, path: str) -> JSONResponse:
         """Refuse calls without a bearer token (code 190), then answer 501."""
         if not has_bearer(request):
             return meta_error(401, BAD_TOKEN, "OAuthException", 190)
-        return meta_error(501, NOT_BUILT.format(call=f"{request.method} /{path}"), "GraphMethodException", 100)
+        return meta_error(
+            501, NOT_BUILT.format(call=f"{request.method} /{path}"), "GraphMethodException", 100
+        )
 
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Any
 
 import pluggy
 import pytest
@@ -24,14 +25,15 @@ def load_plugin() -> ModuleType:
     """The module behind this plugin's entry point."""
     (entry_point,) = entry_points(group="tessera", name=NAME)
     assert entry_point.dist is not None and entry_point.dist.name == "tessera-whatsapp"
-    return entry_point.load()
+    module: ModuleType = entry_point.load()
+    return module
 
 
-def registered(hook: str) -> list:
+def registered(hook: str) -> list[Any]:
     """What the plugin registers through ``hook``, called the way the core calls it."""
     manager = pluggy.PluginManager(PROJECT)
     manager.register(load_plugin(), name=NAME)
-    found: list = []
+    found: list[Any] = []
     getattr(manager.hook, hook)(register=found.append)
     return found
 

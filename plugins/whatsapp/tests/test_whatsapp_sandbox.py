@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-
 from tessera_whatsapp.channel import WhatsAppChannel
 
 SEND = "/v23.0/106540352242922/messages"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from core.plugin_api import ChannelContext, WebhookRequest
+from pydantic import SecretStr
 from tessera_whatsapp.channel import WhatsAppChannel, WhatsAppConfig
+
+from core.plugin_api import ChannelContext, WebhookRequest
 
 CONFIG = WhatsAppConfig(
     phone_number_id="106540352242922",
     business_account_id="102290129340398",
-    access_token="EAAG-token",
-    app_secret="app-secret",
-    webhook_verify_token="s3cret-verify",
+    access_token=SecretStr("EAAG-token"),
+    app_secret=SecretStr("app-secret"),
+    webhook_verify_token=SecretStr("s3cret-verify"),
 )
 
 

@@ -1,0 +1,36 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from core import __version__
+from core.queue.broker import setup_broker
+from core.settings import get_settings
+from web.errors import install_error_handlers
+from web.guard import check_routes_guarded
+from web.routes import api, auth, extensions, health, pages, settings
+from web.templating import build_templates
+
+
+def create_app() -> FastAPI:
+    """Tessera's web app: pages, JSON API, health, sandboxes, webhooks and plugin routers."""
+    config = get_settings()
+    setup_broker()
+    app = FastAPI(title="Tessera", version=__version__, docs_url="/docs", redoc_url=None)
+    app.state.templates = build_templates()
+    app.add_middleware(
+        SessionMiddleware, secret_key=config.resolved_secret_key(), session_cookie="tessera_session",
+        max_age=config.session_max_age_seconds, same_site="lax", https_only=config.secure_cookies,
+    )  # fmt: skip
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for module in (health, auth, api, extensions, settings, pages):
+        app.include_router(module.router)
+    extensions.mount_plugin_routers(app)
+    install_error_handlers(app)
+    check_routes_guarded(app)
+    return app

@@ -1,0 +1,1 @@
+"""One router module per area; :mod:`web.app` includes them all."""
