@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
@@ -70,8 +71,6 @@ def engine_for(url: URL) -> Engine:
         if engine is None:
             if url.get_backend_name() == "sqlite":
                 assert url.database
-                from pathlib import Path
-
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
                 engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
                 event.listen(engine, "connect", _sqlite_pragmas)
@@ -119,11 +118,17 @@ def ensure_postgres_database(url: URL) -> bool:
         return True
 
 
-def drop_postgres_database(url: URL) -> None:
-    """Drop a PostgreSQL database (used when tenant creation fails half-way, and by tests)."""
-    engine = _engines.pop(url.render_as_string(hide_password=False), None)
+def forget_engine(url: URL) -> None:
+    """Close and drop the cached engine of one database (before removing that database)."""
+    with _lock:
+        engine = _engines.pop(url.render_as_string(hide_password=False), None)
     if engine is not None:
         engine.dispose()
+
+
+def drop_postgres_database(url: URL) -> None:
+    """Drop a PostgreSQL database (used when tenant creation fails half-way, and by tests)."""
+    forget_engine(url)
     admin = engine_for(url.set(database="postgres"))
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))

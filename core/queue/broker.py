@@ -6,6 +6,8 @@ module and calls :func:`setup_broker` first.
 
 from __future__ import annotations
 
+import sys
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
@@ -26,7 +28,24 @@ def setup_broker() -> dramatiq.Broker:
             _broker = StubBroker()
             _broker.emit_after("process_boot")
         dramatiq.set_broker(_broker)
+        _rebind_actors(_broker)
     return _broker
+
+
+def _rebind_actors(broker: dramatiq.Broker) -> None:
+    # Actors bind to the broker current when declared; after a reset (tests), move them over.
+    run_job = getattr(sys.modules.get("core.queue.actors"), "run_job", None)
+    if run_job is not None:  # None while the actors module is still being imported
+        run_job.broker = broker
+        broker.declare_actor(run_job)
+
+
+def reset_broker() -> None:
+    """Forget the broker, so the next :func:`setup_broker` reads the settings again (tests)."""
+    global _broker
+    if _broker is not None:
+        _broker.close()
+    _broker = None
 
 
 def broker_state() -> tuple[bool, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -40,9 +41,16 @@ def run_worker_processes(processes: int, threads: int) -> int:
         sys.executable, "-m", "dramatiq", "core.queue.worker_entry",
         "--processes", str(processes), "--threads", str(threads), "--queues", actors.QUEUE,
     ]  # fmt: skip
+    child = subprocess.Popen(command, env=os.environ.copy())
+
+    def forward(signum: int, _frame: object) -> None:
+        # dramatiq's master stops its workers gracefully on SIGTERM/SIGINT; never orphan them.
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return subprocess.call(command, env=os.environ.copy())
-    except KeyboardInterrupt:
-        return 0
+        return child.wait()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         sweeper.stop()

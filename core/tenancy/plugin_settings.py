@@ -102,7 +102,10 @@ def save_channel_config(
     try:
         model = channel.Config.model_validate(merged)
     except ValidationError as exc:
-        problems = {".".join(str(p) for p in err["loc"]) or "config": err["msg"] for err in exc.errors()}
+        problems = {
+            ".".join(str(p) for p in err["loc"]) or "config": err["msg"].removeprefix("Value error, ")
+            for err in exc.errors()
+        }
         raise ConfigError(channel_key, problems) from exc
     stored_values = model.model_dump(mode="json")
     for name in secrets:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -55,8 +56,9 @@ def provision_database(tenant: Tenant) -> None:
 def create_tenant(session: Session, slug: str, name: str | None = None, timezone: str = "UTC") -> Tenant:
     """Register a tenant and create its database. The caller commits ``session``.
 
-    The database is created before the tenant row is flushed; if the row cannot be written
-    (duplicate slug), a PostgreSQL database created here is dropped again.
+    The database is created and migrated before the tenant row is flushed; if either step fails
+    (e.g. a concurrent duplicate slug), the new database is removed again and the caller's other
+    work in ``session`` is left untouched.
     """
     validate_slug(slug)
     if session.exec(select(Tenant).where(Tenant.slug == slug)).first():
@@ -67,16 +69,26 @@ def create_tenant(session: Session, slug: str, name: str | None = None, timezone
         database=engines.tenant_database_name(slug),
         timezone=timezone,
     )
-    created = get_settings().uses_postgres and engines.ensure_postgres_database(
-        engines.tenant_url(tenant.database)
-    )
     try:
-        upgrade("tenant", engines.tenant_engine(tenant.database))
-        session.add(tenant)
-        session.flush()
+        provision_database(tenant)
+        with session.begin_nested():
+            session.add(tenant)
     except IntegrityError as exc:
-        session.rollback()
-        if created:
-            engines.drop_postgres_database(engines.tenant_url(tenant.database))
+        drop_database(tenant)
         raise Conflict(f"Tenant {slug!r} already exists.") from exc
+    except Exception:
+        drop_database(tenant)
+        raise
     return tenant
+
+
+def drop_database(tenant: Tenant) -> None:
+    """Remove a tenant's database (creation rollback; tenants are not deleted otherwise yet)."""
+    url = engines.tenant_url(tenant.database)
+    if get_settings().uses_postgres:
+        engines.drop_postgres_database(url)
+    else:
+        engines.forget_engine(url)
+        assert url.database
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.database + suffix).unlink(missing_ok=True)

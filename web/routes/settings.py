@@ -121,15 +121,24 @@ def put_member_form(
 
 
 def _channel_form(
-    session: Session, principal: Principal, key: str, problems: dict[str, str] | None = None, **state: object
+    session: Session,
+    principal: Principal,
+    key: str,
+    problems: dict[str, str] | None = None,
+    submitted: dict[str, object] | None = None,
+    **state: object,
 ) -> dict:
     host = get_host()
     channel = host.channels[key].item
     stored = plugins.public_config(session, principal.tenant, host, key)
+    # After an error, show what was typed (never a typed secret) rather than the stored values.
+    secrets = plugins.secret_fields(channel.Config)
+    stored.update({k: v for k, v in (submitted or {}).items() if k not in secrets})
     return {
         "key": key,
         "label": channel.label,
         "fields": form_fields(channel.Config, stored, problems),
+        "open": bool(state),  # folded unless there is an outcome (saved, or errors) to read
         **state,
     }
 
@@ -193,7 +202,8 @@ async def channel_config(
         plugins.save_channel_config(session, principal.tenant, host, channel, values)
     except plugins.ConfigError as exc:
         session.rollback()
-        state: dict = {"error": "Not saved: fix the fields marked below.", "problems": exc.problems}
+        state: dict = {"error": "Not saved: fix the fields marked below.", "problems": exc.problems,
+                       "submitted": values}  # fmt: skip
         status = 400
     else:
         audit.record(session, actor=principal.actor, action="plugin.config", tenant_id=principal.tenant.id,

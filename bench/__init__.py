@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): run with `scripts/bench`; results go to docs/benchmarks.md."""
