@@ -89,6 +89,7 @@ def register_routes() -> list[Any]:
     ``tenant``. Use it for provider-facing services (e.g. the Apple PassKit web service); use
     ``Channel.handle_webhook`` for plain delivery callbacks.
     """
+    return []  # a specification only: pluggy calls the plugins' implementations, never this body
 
 
 @hookspec

@@ -219,7 +219,7 @@ def _check_channel(channel: Any) -> str:
     return key
 
 
-def _check_keyed(kind: type) -> Callable[[Any], str]:
+def _check_keyed(kind: type[Any]) -> Callable[[Any], str]:
     def check(item: Any) -> str:
         if not isinstance(item, kind):
             raise PluginRegistrationError(f"register() expects a {kind.__name__}, got {type(item).__name__}.")

@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     @property
     def uses_postgres(self) -> bool:
         """True when tenant and control databases live on a PostgreSQL server."""
-        return bool(self.database_url) and self.database_url.split(":", 1)[0].startswith("postgres")
+        url = self.database_url
+        return url is not None and url.split(":", 1)[0].startswith("postgres")
 
     @property
     def uses_redis(self) -> bool:

@@ -63,7 +63,9 @@ def _reset_process_state() -> None:
 def _drop_postgres_databases(prefix: str) -> None:
     engine = engines.engine_for(engines._postgres_url(f"{POSTGRES_SERVER}/postgres"))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        names = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": prefix + "%"})
+        names = conn.execute(
+            text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": prefix + "%"}
+        )
         for (name,) in list(names):
             if re.fullmatch(r"[a-z0-9_]+", name):
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -75,7 +77,10 @@ def make_installation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     prefixes: list[str] = []
 
     def make(backend: str, redis: bool = False) -> Installation:
-        env = {"TESSERA_DATA_DIR": str(tmp_path / "data"), "TESSERA_SECRET_KEY": "test-secret-" + uuid.uuid4().hex}
+        env = {
+            "TESSERA_DATA_DIR": str(tmp_path / "data"),
+            "TESSERA_SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+        }
         for name in [k for k in os.environ if k.startswith("TESSERA_") and not k.startswith("TESSERA_TEST_")]:
             monkeypatch.delenv(name)
         if backend == "postgres":

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from sqlmodel import Session
 
+from core.audit.service import Origin
 from core.db.base import utcnow
 from core.db.engines import control_session
 from core.tenancy.errors import NotFound
@@ -125,7 +126,7 @@ def user_tenants(session: Session, user: User) -> list[dict[str, Any]]:
     return [{"slug": t.slug, "name": t.name, "role": m.role} for t, m in tenants_of(session, user)]
 
 
-def client_info(request: Request) -> dict[str, str]:
+def client_info(request: Request) -> Origin:
     """Where a request came from, for the audit log."""
     return {
         "ip": request.client.host if request.client else "",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 # Public on purpose: signing in, health, docs, static files, and plugin-facing endpoints that do
@@ -17,9 +20,19 @@ class UnguardedRouteError(RuntimeError):
     """A route was added without a permission: the app refuses to start."""
 
 
-def _permissions(route: APIRoute) -> set[str]:
+def _endpoints(app: FastAPI) -> Iterator[tuple[str, Dependant]]:
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            yield route.path, route.dependant
+        elif hasattr(route, "effective_route_contexts"):
+            # FastAPI >= 0.16x keeps an included router as one entry that expands to its routes.
+            for context in route.effective_route_contexts():
+                yield context.path, context.dependant
+
+
+def _permissions(dependant: Dependant) -> set[str]:
     found = set()
-    stack = list(route.dependant.dependencies)
+    stack = list(dependant.dependencies)
     while stack:
         dep = stack.pop()
         permission = getattr(dep.call, "required_permission", None)
@@ -32,12 +45,9 @@ def _permissions(route: APIRoute) -> set[str]:
 def check_routes_guarded(app: FastAPI) -> None:
     """Raise if a non-public route requires no permission."""
     unguarded = [
-        route.path
-        for route in app.routes
-        if isinstance(route, APIRoute)
-        and route.path not in PUBLIC_PATHS
-        and not route.path.startswith(PUBLIC_PREFIXES)
-        and not _permissions(route)
+        path
+        for path, dependant in _endpoints(app)
+        if path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES) and not _permissions(dependant)
     ]
     if unguarded:
         raise UnguardedRouteError(f"Routes without a permission (use web.auth.require): {sorted(unguarded)}")

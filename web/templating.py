@@ -32,8 +32,10 @@ def _plugin_template_folders() -> list[FileSystemLoader]:
     loaders = []
     for name in get_host().working():
         plugin = get_host().pm.get_plugin(name)
-        module = importlib.import_module(plugin.__name__) if hasattr(plugin, "__name__") else None
-        folder = Path(module.__file__).parent / "templates" if module and module.__file__ else None
+        if plugin is None or not hasattr(plugin, "__name__"):
+            continue
+        module = importlib.import_module(plugin.__name__)
+        folder = Path(module.__file__).parent / "templates" if module.__file__ else None
         if folder and folder.is_dir():
             loaders.append(FileSystemLoader(folder))
     return loaders

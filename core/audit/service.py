@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlmodel import Session, col, select
 
 from core.audit.models import AuditEntry
+
+
+class Origin(TypedDict):
+    """Where an act came from, as :func:`record` takes it (``record(..., **origin)``)."""
+
+    ip: str
+    user_agent: str
 
 
 def record(

@@ -222,9 +222,8 @@ def ensure_demo_tenant(host: PluginHost) -> DemoAccess:
             membership = get_membership(session, user, tenant)
             if membership is None or membership.role != Role.admin:
                 set_membership(session, user, tenant, Role.admin)
-            write_key = next((plain for _, plain in keys.write_keys(session, tenant)), None)
-            if write_key is None:
-                _, write_key = keys.issue_write_key(session, tenant)
+            stored = next((plain for _, plain in keys.write_keys(session, tenant)), None)
+            write_key = stored if stored is not None else keys.issue_write_key(session, tenant)[1]
             _, api_token = keys.issue_api_token(session, tenant, user, name="demo")
         current = settings_of(session, tenant)
         enabled = []

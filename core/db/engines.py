@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
 from core.settings import Settings, get_settings
@@ -54,7 +56,16 @@ def tenant_url(database: str, settings: Settings | None = None) -> URL:
     return make_url(f"sqlite:///{(settings.data_dir / 'tenants' / database).resolve()}")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_savepoint(conn: Connection, _name: str) -> None:
+    # pysqlite only opens a transaction before DML, so a SAVEPOINT issued first would be the
+    # outermost transaction and its RELEASE would commit. Open the real transaction first.
+    # (Reads stay outside transactions, so no stale WAL snapshot makes a later write fail.)
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is not None and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN")
+
+
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     # WAL lets the web process read while the worker writes; busy_timeout waits instead of failing.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -74,6 +85,7 @@ def engine_for(url: URL) -> Engine:
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
                 engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
                 event.listen(engine, "connect", _sqlite_pragmas)
+                event.listen(engine, "savepoint", _sqlite_savepoint)
             else:
                 engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
             _engines[key] = engine

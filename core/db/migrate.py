@@ -7,15 +7,31 @@ its metadata to :func:`run_migrations_online`. Applied by ``tessera migrate`` an
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Connection, Engine, MetaData
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 log = logging.getLogger(__name__)
+
+
+class MigrationEnvironment(Protocol):
+    """What env.py hands over: the ``alembic.context`` module (a proxy to the running environment)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    def configure(
+        self, *, connection: Connection, target_metadata: MetaData, render_as_batch: bool, compare_type: bool
+    ) -> None: ...
+
+    def begin_transaction(self) -> AbstractContextManager[Any]: ...
+
+    def run_migrations(self) -> None: ...
 
 
 def alembic_config(kind: str, engine: Engine) -> Config:
@@ -31,7 +47,7 @@ def upgrade(kind: str, engine: Engine) -> None:
     command.upgrade(alembic_config(kind, engine), "head")
 
 
-def run_migrations_online(context: EnvironmentContext, metadata: MetaData) -> None:
+def run_migrations_online(context: MigrationEnvironment, metadata: MetaData) -> None:
     """The body of both env.py files: migrate the engine the caller put in the config."""
     engine: Engine = context.config.attributes["engine"]
     with engine.connect() as connection:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import dramatiq
 from sqlalchemy import or_, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from core.db import engines
 from core.db.base import utcnow
@@ -34,28 +37,59 @@ def run_job(tenant: str, job_id: int) -> None:
 def send_job(tenant: str, job_id: int | None, due_at: datetime | None = None) -> None:
     """Queue a message for a stored job, delayed until it is due."""
     assert job_id is not None
+    setup_broker()  # binds the actor to the current broker (settings may have changed, e.g. in tests)
     delay_ms = 0
     if due_at is not None:
         delay_ms = max(0, int((due_at - utcnow()).total_seconds() * 1000))
     run_job.send_with_options(args=(tenant, job_id), delay=delay_ms or None)
 
 
+def _lease_seconds() -> timedelta:
+    return timedelta(seconds=get_settings().job_lease_seconds)
+
+
 def _claim(session: Session, job_id: int) -> Job | None:
     now = utcnow()
-    lease = now + timedelta(seconds=get_settings().job_lease_seconds)
+    lease = now + _lease_seconds()
     claimable = or_(
-        (Job.status == JobStatus.pending) & (Job.due_at <= now),  # type: ignore[operator]
-        (Job.status == JobStatus.running) & (Job.lease_until < now),  # type: ignore[operator,arg-type]
+        (col(Job.status) == JobStatus.pending) & (col(Job.due_at) <= now),
+        (col(Job.status) == JobStatus.running) & (col(Job.lease_until) < now),
     )
-    result = session.exec(  # type: ignore[call-overload]
+    result = session.exec(
         update(Job)
-        .where(Job.id == job_id, claimable)  # type: ignore[arg-type]
+        .where(col(Job.id) == job_id, claimable)
         .values(status=JobStatus.running, lease_until=lease, attempts=Job.attempts + 1)
     )
     session.commit()
     if result.rowcount != 1:
         return None
     return session.get(Job, job_id)
+
+
+@contextmanager
+def _lease_kept(database: str, job_id: int) -> Iterator[None]:
+    """Renew the job's lease while its handler runs, so only a dead worker's job looks abandoned."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(max(_lease_seconds().total_seconds() / 3, 0.2)):
+            try:
+                with Session(engines.tenant_engine(database)) as session:
+                    still_running = (col(Job.id) == job_id) & (col(Job.status) == JobStatus.running)
+                    session.exec(
+                        update(Job).where(still_running).values(lease_until=utcnow() + _lease_seconds())
+                    )
+                    session.commit()
+            except Exception:  # a missed renewal only risks a duplicate run, never a lost job
+                log.exception("renewing the lease of job %s failed", job_id)
+
+    keeper = threading.Thread(target=renew, name=f"lease-{job_id}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
 
 
 def execute_job(tenant_slug: str, job_id: int) -> JobStatus | None:
@@ -73,7 +107,8 @@ def execute_job(tenant_slug: str, job_id: int) -> JobStatus | None:
                 raise RuntimeError(f"No installed plugin handles job type {job.kind!r}.")
             if registered.plugin not in enabled:
                 raise RuntimeError(f"Plugin {registered.plugin!r} is not enabled for tenant {tenant_slug!r}.")
-            registered.item.handler(tenant_slug, dict(job.payload))
+            with _lease_kept(tenant.database, job_id):
+                registered.item.handler(tenant_slug, dict(job.payload))
         except Exception as exc:  # noqa: BLE001 - a job's failure is recorded, never lost
             retryable = not isinstance(exc, DeliveryError) or exc.retryable
             retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None

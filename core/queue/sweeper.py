@@ -11,7 +11,7 @@ import threading
 from datetime import timedelta
 
 from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.db import engines
 from core.db.base import utcnow
@@ -27,9 +27,9 @@ REQUEUE_GRACE = timedelta(seconds=30)
 def sweep_tenant(tenant: str, database: str, grace: timedelta = REQUEUE_GRACE) -> int:
     """Re-send the tenant's jobs that are due and unclaimed, or whose lease expired; how many."""
     now = utcnow()
-    stale = or_(Job.enqueued_at.is_(None), Job.enqueued_at < now - grace)  # type: ignore[union-attr,operator]
-    lost = (Job.status == JobStatus.pending) & (Job.due_at <= now) & stale  # type: ignore[operator]
-    abandoned = (Job.status == JobStatus.running) & (Job.lease_until < now)  # type: ignore[operator]
+    stale = or_(col(Job.enqueued_at).is_(None), col(Job.enqueued_at) < now - grace)
+    lost = (col(Job.status) == JobStatus.pending) & (col(Job.due_at) <= now) & stale
+    abandoned = (col(Job.status) == JobStatus.running) & (col(Job.lease_until) < now)
     with Session(engines.tenant_engine(database), expire_on_commit=False) as session:
         jobs = list(session.exec(select(Job).where(or_(lost, abandoned)).limit(1000)))
         for job in jobs:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.crypto import decrypt, encrypt, token_digest
 from core.db.base import utcnow
@@ -34,6 +34,7 @@ def issue_api_token(
     session: Session, tenant: Tenant, user: User, name: str = "default"
 ) -> tuple[ApiToken, str]:
     """A new API token row and its plain value (which is not stored)."""
+    assert tenant.id is not None and user.id is not None
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         tenant_id=tenant.id, user_id=user.id, name=name, prefix=plain[:10], token_digest=token_digest(plain)
@@ -72,12 +73,13 @@ def revoke_api_token(session: Session, tenant: Tenant, token_id: int) -> ApiToke
 
 def list_api_tokens(session: Session, tenant: Tenant) -> list[ApiToken]:
     """The tenant's tokens, newest first."""
-    query = select(ApiToken).where(ApiToken.tenant_id == tenant.id).order_by(ApiToken.id.desc())  # type: ignore[union-attr]
+    query = select(ApiToken).where(ApiToken.tenant_id == tenant.id).order_by(col(ApiToken.id).desc())
     return list(session.exec(query))
 
 
 def issue_write_key(session: Session, tenant: Tenant, name: str = "default") -> tuple[WriteKey, str]:
     """A new write key for ingestion and its plain value."""
+    assert tenant.id is not None
     plain = WRITE_KEY_PREFIX + secrets.token_urlsafe(24)
     key = WriteKey(tenant_id=tenant.id, name=name, key_digest=token_digest(plain), key_sealed=encrypt(plain))
     session.add(key)
@@ -95,5 +97,5 @@ def resolve_write_key(session: Session, plain: str) -> Tenant | None:
 
 def write_keys(session: Session, tenant: Tenant) -> list[tuple[WriteKey, str]]:
     """The tenant's active write keys with their plain values, for admins to copy."""
-    query = select(WriteKey).where(WriteKey.tenant_id == tenant.id, WriteKey.revoked_at.is_(None))  # type: ignore[union-attr]
+    query = select(WriteKey).where(WriteKey.tenant_id == tenant.id, col(WriteKey.revoked_at).is_(None))
     return [(key, decrypt(key.key_sealed)) for key in session.exec(query)]

@@ -71,6 +71,7 @@ def set_enabled(
         raise NotFound(f"Unknown plugin {plugin!r}; installed plugins: {known}.")
     if enabled and info.broken:
         raise TenancyError(f"Plugin {plugin!r} is broken and cannot be enabled: {info.error}")
+    assert tenant.id is not None
     row = _setting(session, tenant, plugin) or PluginSetting(tenant_id=tenant.id, plugin=plugin)
     row.enabled = enabled
     if sandbox is not None:
@@ -87,18 +88,20 @@ def save_channel_config(
     """Validate and store a channel's config. A blank secret keeps the stored one (write-only)."""
     channel = _channel(host, channel_key)
     plugin = host.owner_of_channel(channel_key)
-    assert plugin is not None
+    assert plugin is not None and tenant.id is not None
     row = _setting(session, tenant, plugin) or PluginSetting(
         tenant_id=tenant.id, plugin=plugin, enabled=False
     )
     stored = dict(row.config.get(channel_key, {}))
     secrets = secret_fields(channel.Config)
-    merged: dict[str, Any] = {}
-    for name, value in values.items():
-        if name in secrets and (value is None or value == "") and name in stored:
-            merged[name] = unseal(stored[name])
+    merged = dict(values)
+    for name in secrets:
+        if merged.get(name) not in (None, ""):
+            continue
+        if stored.get(name) is not None:
+            merged[name] = unseal(stored[name])  # omitted or blank: keep the stored secret
         else:
-            merged[name] = value
+            merged.pop(name, None)  # a blank secret is a missing one, not an empty one
     try:
         model = channel.Config.model_validate(merged)
     except ValidationError as exc:

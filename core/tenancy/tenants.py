@@ -20,7 +20,7 @@ RESERVED_SLUGS = frozenset({"admin", "api", "static", "login", "logout", "new", 
 
 def validate_slug(slug: str) -> str:
     """The slug if it is well formed, else a :class:`TenancyError` saying what is allowed."""
-    if not SLUG_PATTERN.match(slug):
+    if not SLUG_PATTERN.fullmatch(slug):
         raise TenancyError(
             f"Invalid tenant slug {slug!r}: use 3-40 characters, lower-case letters, digits and '-', "
             "starting with a letter and not ending with '-'."
@@ -45,20 +45,27 @@ def list_tenants(session: Session) -> list[Tenant]:
     return list(session.exec(select(Tenant).order_by(Tenant.slug)))
 
 
-def provision_database(tenant: Tenant) -> None:
-    """Create the tenant's database if needed and migrate it to the newest revision."""
+def provision_database(tenant: Tenant) -> bool:
+    """Create the tenant's database if needed and migrate it to the newest revision.
+
+    Returns True when this call created the database (so only this caller may remove it again).
+    """
     url = engines.tenant_url(tenant.database)
     if get_settings().uses_postgres:
-        engines.ensure_postgres_database(url)
+        created = engines.ensure_postgres_database(url)
+    else:
+        assert url.database
+        created = not Path(url.database).exists()
     upgrade("tenant", engines.tenant_engine(tenant.database))
+    return created
 
 
 def create_tenant(session: Session, slug: str, name: str | None = None, timezone: str = "UTC") -> Tenant:
     """Register a tenant and create its database. The caller commits ``session``.
 
     The database is created and migrated before the tenant row is flushed; if either step fails
-    (e.g. a concurrent duplicate slug), the new database is removed again and the caller's other
-    work in ``session`` is left untouched.
+    (e.g. a concurrent duplicate slug), a database this call created is removed again (never one a
+    concurrent winner created) and the caller's other work in ``session`` is left untouched.
     """
     validate_slug(slug)
     if session.exec(select(Tenant).where(Tenant.slug == slug)).first():
@@ -69,15 +76,16 @@ def create_tenant(session: Session, slug: str, name: str | None = None, timezone
         database=engines.tenant_database_name(slug),
         timezone=timezone,
     )
+    created = False
     try:
-        provision_database(tenant)
+        created = provision_database(tenant)
         with session.begin_nested():
             session.add(tenant)
-    except IntegrityError as exc:
-        drop_database(tenant)
-        raise Conflict(f"Tenant {slug!r} already exists.") from exc
-    except Exception:
-        drop_database(tenant)
+    except Exception as exc:
+        if created:
+            drop_database(tenant)
+        if isinstance(exc, IntegrityError):
+            raise Conflict(f"Tenant {slug!r} already exists.") from exc
         raise
     return tenant
 

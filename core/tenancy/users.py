@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.tenancy.errors import Conflict, NotFound, TenancyError
 from core.tenancy.models import Membership, Tenant, User
@@ -63,6 +63,7 @@ def set_membership(
         raise TenancyError(f"Unknown role {role!r}: use one of {roles}.") from exc
     membership = get_membership(session, user, tenant)
     if membership is None:
+        assert user.id is not None and tenant.id is not None
         membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role.value, scope=scope or {})
     else:
         membership.role = role.value
@@ -82,7 +83,7 @@ def tenants_of(session: Session, user: User) -> list[tuple[Tenant, Membership]]:
     """The tenants a user belongs to, with their membership, by slug."""
     query = (
         select(Tenant, Membership)
-        .join(Membership, Membership.tenant_id == Tenant.id)  # type: ignore[arg-type]
+        .join(Membership, col(Membership.tenant_id) == Tenant.id)
         .where(Membership.user_id == user.id)
         .order_by(Tenant.slug)
     )
@@ -93,7 +94,7 @@ def members(session: Session, tenant: Tenant) -> list[tuple[User, Membership]]:
     """The members of a tenant with their membership, by email."""
     query = (
         select(User, Membership)
-        .join(Membership, Membership.user_id == User.id)  # type: ignore[arg-type]
+        .join(Membership, col(Membership.user_id) == User.id)
         .where(Membership.tenant_id == tenant.id)
         .order_by(User.email)
     )

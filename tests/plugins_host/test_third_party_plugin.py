@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib
 import json
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -32,7 +34,7 @@ A, B = "tenant-a", "tenant-b"
 class Setup:
     """Two tenants, the sample plugin enabled for A only, and a client of a freshly built app."""
 
-    installation: object
+    installation: Any
     tokens: dict[str, str]
     client: TestClient
     module: ModuleType
@@ -44,7 +46,7 @@ def enabled_of(slug: str) -> set[str]:
 
 
 @pytest.fixture
-def setup(installation, sample_plugin) -> Setup:
+def setup(installation, sample_plugin) -> Iterator[Setup]:
     tokens = {slug: installation.tenant(slug).api_token for slug in (A, B)}
     host = get_host()
     with control_session() as session:
@@ -57,7 +59,9 @@ def setup(installation, sample_plugin) -> Setup:
         yield Setup(installation, tokens, client, module)
 
 
-def test_the_installed_package_is_discovered_with_everything_it_registers(installation, sample_plugin) -> None:
+def test_the_installed_package_is_discovered_with_everything_it_registers(
+    installation, sample_plugin
+) -> None:
     host = get_host()
     info = host.plugins[PLUGIN]
     assert not info.broken, info.error
@@ -71,7 +75,7 @@ def test_the_installed_package_is_discovered_with_everything_it_registers(instal
     assert [r.plugin for r in host.routers].count(PLUGIN) == 1
     # It came from the folder pip installed it into, not from the source tree of the tests.
     module = importlib.import_module("tessera_sample_channel")
-    assert str(sample_plugin) in module.__file__
+    assert str(sample_plugin) in str(module.__file__)
     # The plugins installed with Tessera are still there and working.
     assert PLUGIN in host.working() and len(host.working()) > 1
 

@@ -46,7 +46,11 @@ def audit(client: TestClient, token: str, action: str) -> list[dict]:
 
 
 def test_a_wrong_password_is_refused_and_audited(client, acme) -> None:
-    form = {"email": "admin@acme.test", "password": "not-the-password", "csrf_token": login_form_token(client)}
+    form = {
+        "email": "admin@acme.test",
+        "password": "not-the-password",
+        "csrf_token": login_form_token(client),
+    }
     answer = client.post("/login", data=form, follow_redirects=False)
 
     assert answer.status_code == 401
@@ -143,7 +147,9 @@ def test_enabling_an_unknown_plugin_is_not_found(client, acme) -> None:
 
 
 def test_an_unknown_field_when_enabling_is_refused(client, acme) -> None:
-    answer = client.post("/api/v1/plugins/push_fcm/enable", json={"mode": "live"}, headers=bearer(acme.api_token))
+    answer = client.post(
+        "/api/v1/plugins/push_fcm/enable", json={"mode": "live"}, headers=bearer(acme.api_token)
+    )
     assert answer.status_code == 422
     assert answer.json()["problems"]
 
@@ -276,6 +282,9 @@ def test_health_reports_database_and_broker_ok(installation) -> None:
     assert answer.status_code == 200
     body = answer.json()
     assert body["status"] == "ok"
-    assert body["database"] == {"ok": True, "backend": {"sqlite": "sqlite", "postgres": "postgresql"}[installation.backend]}
+    assert body["database"] == {
+        "ok": True,
+        "backend": {"sqlite": "sqlite", "postgres": "postgresql"}[installation.backend],
+    }
     assert body["broker"] == {"ok": True, "backend": "in-process"}
     assert body["plugins"]["broken"] == {}

@@ -167,7 +167,12 @@ def test_another_tenants_pages_are_not_found(installation, tenants) -> None:
     login(browser, globex.admin.email)
 
     assert browser.get("/t/globex/").status_code == 200
-    for path in ["/t/acme/", "/t/acme/settings/plugins", "/t/acme/settings/sandbox", "/t/acme/settings/audit"]:
+    for path in [
+        "/t/acme/",
+        "/t/acme/settings/plugins",
+        "/t/acme/settings/sandbox",
+        "/t/acme/settings/audit",
+    ]:
         assert browser.get(path).status_code == 404, path
     # The same answer as for a tenant that does not exist: nothing is learned about who exists.
     assert browser.get("/t/no-such-tenant/").status_code == 404

@@ -281,6 +281,7 @@ def audit_log(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditOut]:
     """The tenant's audit log, newest first."""
+    assert principal.tenant.id is not None
     entries = audit.search(session, tenant_id=principal.tenant.id, action=action, actor=actor, since=since,
                            until=until, before_id=before_id, limit=limit)  # fmt: skip
     return [AuditOut.model_validate(e, from_attributes=True) for e in entries]

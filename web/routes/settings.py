@@ -258,6 +258,7 @@ def audit_page(
     before: int | None = None,
 ) -> Response:
     """The tenant's audit log, newest first, with filters."""
+    assert principal.tenant.id is not None
     entries = audit.search(session, tenant_id=principal.tenant.id, action=action or None, actor=actor or None,
                            since=_day(since), until=_day(until, end=True), before_id=before, limit=100)  # fmt: skip
     filters = {"action": action, "actor": actor, "since": since, "until": until}

@@ -76,7 +76,9 @@ class SampleChannel(Channel):
 
     def deliver(self, ctx: ChannelContext, batch: list[OutboundMessage]) -> list[DeliveryResult]:
         if not isinstance(ctx.config, SampleConfig):
-            raise PermanentDeliveryError("The Sample channel is not configured.", reason_code="not_configured")
+            raise PermanentDeliveryError(
+                "The Sample channel is not configured.", reason_code="not_configured"
+            )
         base = ctx.sandbox_url if ctx.sandbox else LIVE_URL
         headers = {"Authorization": f"Bearer {ctx.config.api_key.get_secret_value()}"}
         results = []
