@@ -1,6 +1,6 @@
 """Run every benchmark and rewrite the results table in docs/benchmarks.md.
 
-    scripts/bench [--runs N]
+scripts/bench [--runs N]
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import argparse
 import platform
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psutil
 

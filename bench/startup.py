@@ -99,7 +99,9 @@ def run_backend(name: str, runs: int) -> list[Sample]:
 def _drop_databases(prefix: str) -> None:
     engine = create_engine(POSTGRES.replace("postgresql://", "postgresql+psycopg://") + "/postgres")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        names = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": prefix + "%"})
+        names = conn.execute(
+            text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": prefix + "%"}
+        )
         for (db,) in list(names):
             conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
     engine.dispose()
