@@ -32,7 +32,6 @@ from core.plugin_api import (
 
 log = logging.getLogger(__name__)
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{1,62}$")
-RESERVED_IDENTIFIER_TYPES = frozenset({"email", "phone", "user_id", "anonymous_id"})
 
 
 class PluginRegistrationError(ValueError):
@@ -76,6 +75,7 @@ class PluginHost:
         self.ui_panels: dict[str, Registered] = {}
         self.jobs: dict[str, Registered] = {}
         self.routers: list[Registered] = []
+        self.builtins: set[str] = set()
 
     # --- loading -----------------------------------------------------------------------------
     def load_entry_points(self, eps: Iterable[EntryPoint] | None = None) -> None:
@@ -117,6 +117,13 @@ class PluginHost:
             log.debug("plugin %s traceback:\n%s", name, traceback.format_exc())
         return info
 
+    def add_builtin(self, plugin: object, name: str) -> None:
+        """Register part of the core as a plugin that every tenant always has (errors are bugs: raise)."""
+        self.pm.register(plugin, name=name)
+        self.pm.check_pending()
+        self._collect(name)
+        self.builtins.add(name)
+
     def _mark_broken(self, info: PluginInfo, error: str) -> None:
         info.error = error
         log.error("Plugin %r is broken and disabled: %s", info.name, error)
@@ -131,8 +138,8 @@ class PluginHost:
         ) -> Callable[[Any], None]:
             def register(item: Any) -> None:
                 key = check(item)
-                if key in store or (kind == "identifier type" and key in RESERVED_IDENTIFIER_TYPES):
-                    owner = store[key].plugin if key in store else "the core"
+                if key in store:
+                    owner = store[key].plugin
                     raise PluginRegistrationError(f"{kind} {key!r} is already registered by {owner}.")
                 store[key] = Registered(plugin, item)
 
@@ -154,7 +161,8 @@ class PluginHost:
                 function(register)
         for function in self._calls("register_routes", plugin):
             self.routers.extend(Registered(plugin, router) for router in function() or [])
-        self.plugins[plugin].channels = sorted(k for k, r in self.channels.items() if r.plugin == plugin)
+        if plugin in self.plugins:
+            self.plugins[plugin].channels = sorted(k for k, r in self.channels.items() if r.plugin == plugin)
 
     def _forget(self, plugin: str) -> None:
         for store in (
@@ -174,8 +182,8 @@ class PluginHost:
         return sorted(name for name, info in self.plugins.items() if not info.broken)
 
     def hooks_for(self, enabled: Iterable[str]) -> TenantHooks:
-        """Hook callers that reach only the plugins in ``enabled`` (one tenant's choice)."""
-        return TenantHooks(self.pm, frozenset(enabled))
+        """Hook callers that reach only the plugins in ``enabled`` (one tenant's choice) and the core's."""
+        return TenantHooks(self.pm, frozenset(enabled) | self.builtins)
 
     def channels_for(self, enabled: Iterable[str]) -> dict[str, Channel]:
         """The channels of the enabled plugins, by key."""
@@ -239,7 +247,10 @@ def get_host() -> PluginHost:
     """The process-wide plugin host, loaded from entry points on first use."""
     global _host
     if _host is None:
+        from core import builtins  # late: the core's own hook implementations import services
+
         host = PluginHost()
+        host.add_builtin(builtins, "core")
         host.load_entry_points()
         _host = host
     return _host

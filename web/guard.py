@@ -8,12 +8,13 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-# Public on purpose: signing in, health, docs, static files, and plugin-facing endpoints that do
-# their own authentication (provider signatures, sandbox auth) behind a per-tenant enablement check.
+# Public on purpose: signing in, health, docs, static files, plugin-facing endpoints that do their
+# own authentication (provider signatures, sandbox auth) behind a per-tenant enablement check, and
+# ingestion (/v1/, authenticated by the tenant's write key).
 PUBLIC_PATHS = frozenset(
     {"/login", "/logout", "/", "/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
 )
-PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/")
+PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/")
 
 
 class UnguardedRouteError(RuntimeError):

@@ -1,7 +1,10 @@
 """Imports every table module so each metadata knows all of its tables (for migrations)."""
 
 from core.audit import models as audit_models  # noqa: F401
+from core.consent import models as consent_models  # noqa: F401
 from core.db.base import ControlModel, TenantModel
+from core.ingest import models as ingest_models  # noqa: F401
+from core.profiles import models as profile_models  # noqa: F401
 from core.queue import models as queue_models  # noqa: F401
 from core.sandbox import models as sandbox_models  # noqa: F401
 from core.tenancy import models as tenancy_models  # noqa: F401

@@ -19,6 +19,11 @@ class Tenant(ControlModel, table=True):
     name: str = Field(max_length=200)
     database: str = Field(max_length=120, description="PostgreSQL database name or SQLite file name.")
     timezone: str = Field(default="UTC", max_length=64)
+    default_region: str = Field(
+        default="US",
+        max_length=2,
+        description="Region (ISO 3166) for phone numbers given without a country code.",
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 

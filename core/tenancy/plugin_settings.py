@@ -44,10 +44,10 @@ def _setting(session: Session, tenant: Tenant, plugin: str) -> PluginSetting | N
 
 
 def enabled_plugins(session: Session, tenant: Tenant, host: PluginHost) -> set[str]:
-    """Names of the plugins this tenant enabled that are installed and working."""
+    """Names of the plugins this tenant enabled that are installed and working, plus the core's own."""
     query = select(PluginSetting.plugin).where(PluginSetting.tenant_id == tenant.id, PluginSetting.enabled)
     working = set(host.working())
-    return {name for name in session.exec(query) if name in working}
+    return {name for name in session.exec(query) if name in working} | host.builtins
 
 
 def settings_of(session: Session, tenant: Tenant) -> dict[str, PluginSetting]:

@@ -1,0 +1,26 @@
+"""The core's own hook implementations, registered as the always-enabled built-in plugin "core".
+
+Registering core behaviour through the same hooks as plugins keeps one registry for identifier
+types and job types; a plugin that registers a key the core owns is refused with a clear reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from core.identity.identifiers import CORE_IDENTIFIER_TYPES
+from core.plugin_api import IdentifierType, JobType, hookimpl
+from core.profiles.jobs import PROCESS_EVENTS, process_events
+
+
+@hookimpl
+def register_identifier_types(register: Callable[[IdentifierType], None]) -> None:
+    """Email, phone, user id and anonymous id."""
+    for identifier_type in CORE_IDENTIFIER_TYPES.values():
+        register(identifier_type)
+
+
+@hookimpl
+def register_jobs(register: Callable[[JobType], None]) -> None:
+    """Folding accepted events into profiles."""
+    register(JobType(key=PROCESS_EVENTS, handler=process_events))

@@ -1,0 +1,1 @@
+"""Privacy by default: export everything held on one person, and erase it."""

@@ -1,0 +1,103 @@
+"""Export and erasure of one person's data (every table of the tenant database that holds it).
+
+Both are audited by the caller in the control database (who, when, which profile: the audit entry
+names the profile id, never the person's identifiers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, or_
+from sqlmodel import Session, col, select
+
+from core.consent.models import Consent, ConsentChange
+from core.consent.service import current, history
+from core.ingest.models import Event
+from core.profiles.models import EventIdentity, Identity, IdentityBlock, MergeRecord, Profile
+from core.profiles.service import get_profile, identities_of, merges_of
+from core.sandbox.models import SandboxRequest
+
+
+def person_profiles(session: Session, profile_id: str) -> list[str]:
+    """The profile's id and every profile merged into it, transitively (the whole person)."""
+    root = get_profile(session, profile_id).id
+    found, frontier = [root], [root]
+    while frontier:
+        merged = list(session.exec(select(Profile.id).where(col(Profile.merged_into).in_(frontier))))
+        frontier = [m for m in merged if m not in found]
+        found.extend(frontier)
+    return found
+
+
+def export_person(session: Session, profile_id: str) -> dict[str, Any]:
+    """Everything held on the person, as JSON-ready data."""
+    ids = person_profiles(session, profile_id)
+    profile = session.get(Profile, ids[0])
+    assert profile is not None
+    events = session.exec(select(Event).where(col(Event.profile_id).in_(ids)).order_by(col(Event.timestamp)))
+    return {
+        "profile": profile.model_dump(mode="json"),
+        "merged_profiles": ids[1:],
+        "identities": [i.model_dump(mode="json", exclude={"id"}) for i in identities_of(session, ids[0])],
+        "consents": [c.model_dump(mode="json", exclude={"id"}) for c in current(session, ids[0])],
+        "consent_history": [c.model_dump(mode="json", exclude={"id"}) for c in history(session, ids[0])],
+        "merges": [m.model_dump(mode="json") for m in merges_of(session, ids[0])],
+        "events": [e.model_dump(mode="json") for e in events],
+    }
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What an erasure removed (counts only: nothing personal is kept to describe it)."""
+
+    profiles: int
+    identities: int
+    events: int
+    consents: int
+    sandbox_requests: int
+
+
+def erase_person(session: Session, profile_id: str) -> Erasure:
+    """Delete the person's profiles, identifiers, events, consents, merges and derived data.
+
+    Pending events that carry one of the person's identifiers are deleted too, so nothing recreates
+    the profile; a later event from the same device starts a fresh profile. The caller commits.
+    """
+    ids = person_profiles(session, profile_id)
+    identities = list(session.exec(select(Identity).where(col(Identity.profile_id).in_(ids))))
+    pairs = {(i.type, i.value) for i in identities}
+    values = {i.value for i in identities}
+
+    carried = select(EventIdentity.event_id).where(
+        or_(*[(col(EventIdentity.type) == t) & (col(EventIdentity.value) == v) for t, v in pairs] or [False])
+    )
+    by_raw_id = or_(col(Event.user_id).in_(values), col(Event.anonymous_id).in_(values))
+    event_ids = set(session.exec(select(Event.id).where(col(Event.profile_id).in_(ids))))
+    event_ids |= set(session.exec(carried))
+    event_ids |= set(session.exec(select(Event.id).where(col(Event.status) == "pending", by_raw_id)))
+
+    def drop(statement: Any) -> int:
+        return int(session.exec(statement).rowcount or 0)  # type: ignore[call-overload]
+
+    removed_events = drop(delete(Event).where(col(Event.id).in_(event_ids)))
+    drop(delete(EventIdentity).where(col(EventIdentity.event_id).in_(event_ids)))
+    consents = drop(delete(ConsentChange).where(col(ConsentChange.profile_id).in_(ids)))
+    drop(delete(Consent).where(col(Consent.profile_id).in_(ids)))
+    drop(
+        delete(MergeRecord).where(
+            or_(col(MergeRecord.survivor_id).in_(ids), col(MergeRecord.absorbed_id).in_(ids))
+        )
+    )
+    drop(
+        delete(IdentityBlock).where(
+            or_(col(IdentityBlock.a_value).in_(values), col(IdentityBlock.b_value).in_(values))
+        )
+    )
+    removed_identities = drop(delete(Identity).where(col(Identity.profile_id).in_(ids)))
+    sandbox = 0
+    for value in values:
+        sandbox += drop(delete(SandboxRequest).where(col(SandboxRequest.body).contains(value)))
+    removed_profiles = drop(delete(Profile).where(col(Profile.id).in_(ids)))
+    return Erasure(removed_profiles, removed_identities, removed_events, consents, sandbox)
