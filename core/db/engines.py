@@ -144,3 +144,10 @@ def drop_postgres_database(url: URL) -> None:
     admin = engine_for(url.set(database="postgres"))
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+
+
+@contextmanager
+def tenant_session(database: str) -> Iterator[Session]:
+    """A session on one tenant's database (by the name stored on the tenant row); the caller commits."""
+    with Session(tenant_engine(database), expire_on_commit=False) as session:
+        yield session

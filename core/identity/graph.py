@@ -41,16 +41,16 @@ Duplicates are dropped and the observations are replayed in **canonical order**:
 
    (a) **unique types conflict**: for some unique type the group and the cluster hold different
        values. A profile never holds two user ids.
-   (b) **weak link between known clusters**: both are known, and the observation touches one of
-       them only through weak identifiers (the group counts as touched strongly when the
-       observation touches any of the clusters in it through a strong identifier). A shared
-       anonymous id or device token alone never merges two known customers (a family computer,
-       a shop's tablet), while it does attach an unknown cluster (anonymous history, an email-only
-       contact) to a known one. Offering strongly touched clusters first makes the group-level
-       test exact: a group that became known through a weak link is offered only weakly touched
-       clusters afterwards. With the core types ``user_id`` is the only unique type, so (a)
-       already keeps known clusters apart; (b) matters once a tenant has a second unique type
-       (a loyalty number, say).
+   (b) **weak link between known clusters**: both are known, and the observation touches the
+       cluster, or a known cluster already in the group, only through weak identifiers. Put
+       differently: the known clusters one observation puts together must all be touched through
+       a strong identifier, unless there is only one of them. A shared anonymous id or device
+       token alone therefore never merges two known customers (a family computer, a shop's
+       tablet), while it does attach unknown clusters (anonymous history, an email-only contact)
+       to one known customer. As strongly touched clusters are offered first, the group prefers
+       them to weakly touched ones. With the core types ``user_id`` is the
+       only unique type, so (a) already keeps known clusters apart; (b) matters once a tenant
+       has a second unique type (a loyalty number, say).
    (c) **blocked**: the group and the cluster would hold the two identifiers of a pair in
        ``blocked`` (pairs an admin separated). Blocked pairs never end in one cluster.
 
@@ -263,7 +263,9 @@ class _Touch:
     """How the observation being replayed touches one cluster (or the group built so far)."""
 
     rank: int  # the best rank among the observation's identifiers in it
-    strong: bool  # whether one of them is of a type that is not weak
+    # For one cluster: whether one of those identifiers is of a type that is not weak.
+    # For the group: whether every known cluster in it is touched strongly (true while none is).
+    strong: bool
     existed: bool  # whether one of them was seen before this observation
     handles: list[Identifier]  # the observation's identifiers in it
 
@@ -357,6 +359,7 @@ class _Replay:
         strongest = min(observation.identifiers, key=lambda ident: (self.rank(ident[0]), ident))
         group = find(node_of[strongest])
         group_touch = touches.pop(group)
+        group_touch.strong = group_touch.strong or self.unique[group] is None
         offered = sorted(
             touches, key=lambda root: (not touches[root].strong, touches[root].rank, self.anchor_key(root))
         )
@@ -389,7 +392,8 @@ class _Replay:
             cause = frozenset(group_touch.handles + touch.handles)
             self.merges.append(Merge(event_key, *anchors, cause))
         group_touch.rank = min(group_touch.rank, touch.rank)
-        group_touch.strong = group_touch.strong or touch.strong
+        if self.unique[root] is not None:  # a known cluster joins: it must be touched strongly too
+            group_touch.strong = group_touch.strong and touch.strong
         group_touch.existed = group_touch.existed or touch.existed
         group_touch.handles.extend(touch.handles)
         return self._union(group, root)

@@ -10,12 +10,14 @@ is stored once and counted as a duplicate. When anything new was stored, one
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import TextClause, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -36,19 +38,31 @@ from core.queue.outbox import add_job
 PROCESS_JOB = "core.process_events"
 EVENT_TABLE = Event.__table__  # type: ignore[attr-defined]
 
-try:  # orjson is optional: faster parsing and size measuring when installed
+try:  # orjson is optional: faster JSON when installed; both refuse unpaired surrogates on encoding
     import orjson
 
     def dumps(value: Any) -> bytes:
-        """Compact JSON bytes."""
+        """Compact UTF-8 JSON (datetimes as ISO-8601)."""
         return orjson.dumps(value)
+
+    _ENCODE_ERRORS: tuple[type[Exception], ...] = (orjson.JSONEncodeError,)
 
 except ImportError:  # pragma: no cover - depends on the environment
     import json
 
+    def _iso(value: Any) -> str:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
     def dumps(value: Any) -> bytes:
-        """Compact JSON bytes."""
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        """Compact UTF-8 JSON (datetimes as ISO-8601)."""
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_iso).encode()
+
+    _ENCODE_ERRORS = (UnicodeEncodeError, TypeError, ValueError)
+
+# A NUL character, as JSON writes it: an even number of backslashes (none, or escaped ones) before.
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 @dataclass
@@ -119,6 +133,15 @@ def to_row(
     return row
 
 
+@dataclass
+class Prepared:
+    """Validated events ready to store: rows (columns by name), each row's JSON, the refused items."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
 def validate(
     items: Sequence[Any],
     default_type: str | None = None,
@@ -129,48 +152,94 @@ def validate(
     shared_integrations: dict[str, Any] | None = None,
     sent_at: datetime | None = None,
     max_event_bytes: int | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(rows, rejected)``: the table rows of the valid items and ``{index, reason}`` of the rest.
+) -> Prepared:
+    """Validate ``items``: the rows of the valid ones, ``{index, reason}`` of the rest.
 
     ``shared_context`` / ``shared_integrations`` (a batch's top-level values) are merged under each
     event's own; ``sent_at`` applies to events without their own ``sentAt``; with
-    ``max_event_bytes``, an item whose compact JSON is larger is refused.
+    ``max_event_bytes``, an item whose compact JSON is larger is refused (fields that are dropped
+    anyway do not count: only an event whose stored row is that large is measured as sent). Events holding text that
+    the databases cannot store (NUL characters, unpaired surrogates) are refused too.
     """
     received_at = received_at or utcnow()
-    rows: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
+    prepared = Prepared()
     for index, item in enumerate(items):
         try:
-            if max_event_bytes is not None and len(dumps(item)) > max_event_bytes:
-                raise InvalidEvent(f"the event is larger than {max_event_bytes // 1024} KB")
             event = parse_event(item, default_type)
-        except InvalidEvent as exc:
-            rejected.append({"index": index, "reason": exc.reason})
-            continue
-        rows.append(
-            to_row(
+            row = to_row(
                 event, received_at=received_at, source=source, shared_context=shared_context,
                 shared_integrations=shared_integrations, sent_at=sent_at,
-            )
-        )  # fmt: skip
-    return rows, rejected
+            )  # fmt: skip
+            encoded = _encode(row)
+            # The stored row is about the event's size; only a large one is measured as sent.
+            if (
+                max_event_bytes is not None
+                and len(encoded) > max_event_bytes
+                and _size(item) > max_event_bytes
+            ):
+                raise InvalidEvent(f"the event is larger than {max_event_bytes // 1024} KB")
+        except InvalidEvent as exc:
+            prepared.rejected.append({"index": index, "reason": exc.reason})
+            continue
+        prepared.rows.append(row)
+        prepared.encoded.append(encoded)
+    return prepared
 
 
-def store(session: Session, tenant_slug: str, rows: list[dict[str, Any]]) -> IngestResult:
-    """Insert rows, skipping known message ids, and add the processing job; the caller commits."""
+def _size(item: Any) -> int:
+    try:
+        return len(dumps(item))
+    except _ENCODE_ERRORS:
+        raise InvalidEvent("the event holds text that is not valid Unicode (an unpaired surrogate)") from None
+
+
+def _encode(row: dict[str, Any]) -> bytes:
+    try:
+        encoded = dumps(row)
+    except _ENCODE_ERRORS:
+        raise InvalidEvent("the event holds text that is not valid Unicode (an unpaired surrogate)") from None
+    if b"\\u0000" in encoded and _NUL.search(encoded):
+        raise InvalidEvent("the event holds a NUL character (\\u0000), which cannot be stored")
+    return encoded
+
+
+def _postgres_insert() -> TextClause:
+    # One parameter, a JSON array of rows, expanded by the server: far less client work per row
+    # than a multi-row VALUES list (psycopg re-parses long statements on every call).
+    dialect = postgresql.dialect()
+    columns = [column for column in EVENT_TABLE.columns if not column.primary_key]
+    names = ", ".join(f'"{column.name}"' for column in columns)
+    record = ", ".join(f'"{column.name}" {column.type.compile(dialect=dialect)}' for column in columns)
+    return text(
+        f"INSERT INTO event ({names}) SELECT {names} FROM json_to_recordset(CAST(:rows AS json)) AS x({record}) "
+        "ON CONFLICT (message_id) DO NOTHING RETURNING id"
+    )
+
+
+_POSTGRES_INSERT = _postgres_insert()
+
+
+def store(session: Session, tenant_slug: str, prepared: Prepared) -> IngestResult:
+    """Insert the rows, skipping known message ids, and add the processing job; the caller commits."""
     result = IngestResult()
-    unique: dict[str, dict[str, Any]] = {}
-    for row in rows:  # a message id repeated inside one request is a duplicate too
-        unique.setdefault(row["message_id"], row)
-    result.duplicates = len(rows) - len(unique)
+    unique: dict[str, int] = {}
+    for position, row in enumerate(prepared.rows):  # a message id repeated in one request is a duplicate
+        unique.setdefault(row["message_id"], position)
+    result.duplicates = len(prepared.rows) - len(unique)
     if not unique:
         return result
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(EVENT_TABLE).on_conflict_do_nothing(index_elements=["message_id"]).returning(EVENT_TABLE.c.id)
-    )
-    inserted = session.exec(statement, params=list(unique.values())).all()
+    if session.get_bind().dialect.name == "postgresql":
+        rows = b"[" + b",".join(prepared.encoded[position] for position in unique.values()) + b"]"
+        inserted = session.exec(_POSTGRES_INSERT, params={"rows": rows.decode()}).all()
+    else:
+        statement = (
+            sqlite.insert(EVENT_TABLE)
+            .on_conflict_do_nothing(index_elements=["message_id"])
+            .returning(EVENT_TABLE.c.id)
+        )
+        inserted = session.exec(
+            statement, params=[prepared.rows[position] for position in unique.values()]
+        ).all()
     result.accepted = len(inserted)
     result.duplicates += len(unique) - result.accepted
     if result.accepted:
@@ -188,11 +257,12 @@ def accept(
 ) -> IngestResult:
     """Validate ``items``, store the valid ones and commit; bad items come back as ``rejected``.
 
-    ``session`` is a session on the tenant's database. ``options`` are those of :func:`validate`.
+    ``session`` is a session on the tenant's database (PostgreSQL or SQLite). ``options`` are
+    those of :func:`validate`.
     """
-    rows, rejected = validate(items, default_type, source, **options)
-    result = store(session, tenant_slug, rows) if rows else IngestResult()
-    result.rejected = rejected
+    prepared = validate(items, default_type, source, **options)
+    result = store(session, tenant_slug, prepared) if prepared.rows else IngestResult()
+    result.rejected = prepared.rejected
     if result.stored:
         session.commit()
     else:

@@ -23,6 +23,7 @@ class Permission(enum.StrEnum):
     read_settings = "read_settings"  # see settings, plugin state, write keys, sandbox traffic
     manage_users = "manage_users"  # invite members, change roles and scopes
     read_audit = "read_audit"  # read the audit log
+    manage_privacy = "manage_privacy"  # export or erase a person's data, undo identity merges
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

@@ -88,7 +88,9 @@ def test_logging_in_on_a_new_device_merges_that_device_into_the_customer() -> No
     assert together(result, user("u1"), email("ann"), anon("phone-browser"))
     # Both profiles existed: the later one (first seen at 2) is absorbed into the earlier one.
     assert result.merges == (
-        Merge((4, "msg-4"), anon("phone-browser"), email("ann"), frozenset({anon("phone-browser"), user("u1")})),
+        Merge(
+            (4, "msg-4"), anon("phone-browser"), email("ann"), frozenset({anon("phone-browser"), user("u1")})
+        ),
     )
     assert len(result.observations[email("ann")]) == 4
 
@@ -134,7 +136,10 @@ def test_a_shared_anonymous_id_attaches_anonymous_history_to_one_customer_only()
 
 def test_a_shared_weak_identifier_alone_never_merges_two_known_customers() -> None:
     # Known through different unique types, so no unique conflict: rule (b) alone keeps them apart.
-    shared_tablet = [seen(1, user("u1"), device("shop-tablet")), seen(2, loyalty("L7"), device("shop-tablet"))]
+    shared_tablet = [
+        seen(1, user("u1"), device("shop-tablet")),
+        seen(2, loyalty("L7"), device("shop-tablet")),
+    ]
     result = resolve(shared_tablet, EXTENDED)
     assert not together(result, user("u1"), loyalty("L7"))
     assert together(result, user("u1"), device("shop-tablet"))  # the earlier customer keeps it
@@ -142,6 +147,23 @@ def test_a_shared_weak_identifier_alone_never_merges_two_known_customers() -> No
     # The same with the core anonymous id:
     anonymous = [seen(1, user("u1"), anon("a")), seen(2, loyalty("L7"), anon("a"))]
     assert not together(resolve(anonymous, EXTENDED), user("u1"), loyalty("L7"))
+
+
+def test_known_clusters_merged_by_one_event_must_all_be_touched_strongly() -> None:
+    # A wristband id is unique per profile but weak: a wristband passes from hand to hand.
+    rules = Rules(unique_types=frozenset({"wristband", "user_id"}), weak_types=frozenset({"wristband"}))
+    history = [
+        seen(1, ("wristband", "w1")),
+        seen(2, email("ann")),  # an email-only contact: not known
+        seen(3, user("u2"), email("bob")),
+        seen(4, ("wristband", "w1"), email("ann"), email("bob")),
+    ]
+    result = resolve(history, rules)
+    assert together(result, ("wristband", "w1"), email("ann"))  # an unknown contact attaches
+    # Bob's profile is linked to the wristband's only through the weak wristband id: kept apart,
+    # even though Ann's email (strong) joined the wristband's cluster first.
+    assert not together(result, ("wristband", "w1"), user("u2"))
+    assert [refusal.reason for refusal in result.refusals] == ["weak_link"]
 
 
 def test_a_strong_identifier_does_merge_two_known_customers() -> None:
@@ -152,7 +174,11 @@ def test_a_strong_identifier_does_merge_two_known_customers() -> None:
 
 
 def test_a_weak_identifier_attaches_an_unknown_contact_to_a_known_customer() -> None:
-    history = [seen(1, email("newsletter")), seen(2, device("d1"), email("newsletter")), seen(3, device("d1"), user("u1"))]
+    history = [
+        seen(1, email("newsletter")),
+        seen(2, device("d1"), email("newsletter")),
+        seen(3, device("d1"), user("u1")),
+    ]
     result = resolve(history, EXTENDED)
     assert together(result, email("newsletter"), device("d1"), user("u1"))
 
@@ -183,7 +209,11 @@ def test_merges_are_transitive_through_emails_and_phones() -> None:
 def test_a_blocked_pair_is_never_in_one_cluster() -> None:
     # An admin separated a mistyped email from the customer it was wrongly attached to.
     blocked = frozenset({frozenset({user("u1"), email("typo")})})
-    history = [seen(1, user("u1"), email("typo")), seen(2, user("u1"), anon("a")), seen(3, email("typo"), anon("b"))]
+    history = [
+        seen(1, user("u1"), email("typo")),
+        seen(2, user("u1"), anon("a")),
+        seen(3, email("typo"), anon("b")),
+    ]
     result = resolve(history, CORE, blocked)
     assert result.clusters == {
         email("typo"): frozenset({email("typo"), anon("b")}),
@@ -224,7 +254,11 @@ def test_a_late_event_is_replayed_in_its_place_and_can_move_an_identifier() -> N
 
 
 def test_cluster_ids_are_the_earliest_identifier() -> None:
-    history = [seen(5, user("u1")), seen(7, user("u1"), email("b"), email("a")), seen(3, phone("+1"), email("b"))]
+    history = [
+        seen(5, user("u1")),
+        seen(7, user("u1"), email("b"), email("a")),
+        seen(3, phone("+1"), email("b")),
+    ]
     result = resolve(history, CORE)
     # Seen first at 3: phone +1 and email b; the smaller identifier wins the tie.
     assert list(result.clusters) == [email("b")]
@@ -314,7 +348,10 @@ def raw_components(observations: Iterable[Observation]) -> list[set[Identifier]]
 
 @given(observations_st, blocked_st, st.randoms(use_true_random=False), st.data())
 def test_any_order_with_any_duplicates_gives_the_same_resolution(
-    observations: list[Observation], blocked: frozenset[frozenset[Identifier]], rng: random.Random, data: st.DataObject
+    observations: list[Observation],
+    blocked: frozenset[frozenset[Identifier]],
+    rng: random.Random,
+    data: st.DataObject,
 ) -> None:
     duplicates = data.draw(st.lists(st.sampled_from(observations), max_size=10)) if observations else []
     shuffled = observations + duplicates
@@ -372,12 +409,17 @@ def test_a_raw_component_resolved_alone_matches_the_whole(
     component = affected_component(observations, [start])
     identifiers = {identifier for observation in component for identifier in observation.identifiers}
     # The component is closed: nothing outside it shares an identifier with it.
-    assert all(observation in component or not (observation.identifiers & identifiers) for observation in observations)
+    assert all(
+        observation in component or not (observation.identifiers & identifiers)
+        for observation in observations
+    )
     alone = resolve(component, EXTENDED, blocked)
     assert alone.cluster_of == {identifier: everything.cluster_of[identifier] for identifier in identifiers}
     assert alone.clusters == {anchor: everything.clusters[anchor] for anchor in alone.clusters}
     assert alone.assignment == {observation: everything.assignment[observation] for observation in component}
-    assert list(alone.merges) == [merge for merge in everything.merges if merge.cause_identifiers <= identifiers]
+    assert list(alone.merges) == [
+        merge for merge in everything.merges if merge.cause_identifiers <= identifiers
+    ]
     assert list(alone.refusals) == [
         refusal for refusal in everything.refusals if refusal.cause_identifiers <= identifiers
     ]

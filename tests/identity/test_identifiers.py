@@ -151,7 +151,9 @@ def test_the_core_types_declare_their_resolution_rules() -> None:
         "user_id": (True, True),
         "anonymous_id": (False, False),
     }
-    assert all(isinstance(kind, IdentifierType) and kind.key == key for key, kind in CORE_IDENTIFIER_TYPES.items())
+    assert all(
+        isinstance(kind, IdentifierType) and kind.key == key for key, kind in CORE_IDENTIFIER_TYPES.items()
+    )
 
 
 def test_an_unknown_type_is_refused() -> None:

@@ -90,7 +90,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The (inflated) body, read no further than ``limit`` bytes; 413 beyond, 415 for odd encodings."""
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity", "gzip"):
-        raise IngestError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip.")
+        raise IngestError(
+            415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip."
+        )
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -179,7 +181,7 @@ def _ingest(kind: str, header_key: str | None, body: bytes) -> dict[str, Any]:
             "shared_context": _object(payload, "context"),
             "shared_integrations": _object(payload, "integrations"),
             "sent_at": sent_at,
-            "max_event_bytes": MAX_EVENT_BYTES if len(body) > MAX_EVENT_BYTES else None,
+            "max_event_bytes": MAX_EVENT_BYTES,
         }
         default_type = None
     else:
@@ -192,7 +194,12 @@ def _ingest(kind: str, header_key: str | None, body: bytes) -> dict[str, Any]:
         log.exception("storing events for tenant %s failed", tenant.slug)
         raise IngestError(503, "unavailable", "The events could not be stored; retry later.") from None
     if result.rejected:
-        log.info("tenant %s: %d event(s) rejected, first: %s", tenant.slug, len(result.rejected), result.rejected[0])
+        log.info(
+            "tenant %s: %d event(s) rejected, first: %s",
+            tenant.slug,
+            len(result.rejected),
+            result.rejected[0],
+        )
     if kind != "batch":
         if result.rejected:
             raise IngestError(400, "invalid_event", result.rejected[0]["reason"])
@@ -229,7 +236,9 @@ def _request_body(kind: str) -> dict[str, Any]:
             },
         }
     else:
-        schema = EVENT_MODELS[kind].model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        schema = EVENT_MODELS[kind].model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}"
+        )
         schema.pop("$defs", None)
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 

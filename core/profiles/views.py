@@ -1,0 +1,35 @@
+"""A profile as the API and the UI present it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from core.consent import service as consent
+from core.profiles.service import get_profile, identities_of, merges_of
+
+
+def profile_view(session: Session, profile_id: str, full: bool = True) -> dict[str, Any]:
+    """The profile's identities, traits, consents (and, in full, consent history and merges)."""
+    profile = get_profile(session, profile_id)
+    view: dict[str, Any] = {
+        "id": profile.id,
+        "display_name": profile.display_name,
+        "first_seen": profile.first_seen.isoformat() if profile.first_seen else None,
+        "last_seen": profile.last_seen.isoformat() if profile.last_seen else None,
+        "identities": [{"type": i.type, "value": i.value} for i in identities_of(session, profile.id)],
+        "traits": profile.traits,
+    }
+    if full:
+        view["consents"] = [
+            c.model_dump(mode="json", exclude={"id", "profile_id"})
+            for c in consent.current(session, profile.id)
+        ]
+        view["consent_history"] = [
+            c.model_dump(mode="json", exclude={"id", "profile_id"})
+            for c in consent.history(session, profile.id)
+        ]
+        view["merges"] = [m.model_dump(mode="json") for m in merges_of(session, profile.id)]
+        view["segments"] = []  # segment memberships arrive with audiences
+    return view
