@@ -1,7 +1,8 @@
 """The demo tenant that ``tessera demo`` sets up, and the place sample data comes from.
 
 :func:`seed_demo_data` runs every function in :data:`SEEDERS` for the demo tenant. Today it adds the
-demo team (one member per role, so each role's view of the UI can be tried). A feature that wants
+demo team (one member per role, so each role's view of the UI can be tried) and about a hundred
+customers with their timelines (:mod:`core.demo_customers`). A feature that wants
 sample data (profiles, events, segments, campaigns...) appends a seeder here. Seeders run on every ``tessera demo``, so
 each must be idempotent: look for its data first and add only what is missing.
 """
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from core.db.engines import control_session
+from core.demo_customers import seed_demo_customers
 from core.tenancy.members import put_member
 from core.tenancy.models import Tenant
 from core.tenancy.roles import Role
@@ -45,7 +47,7 @@ def seed_demo_team(tenant: Tenant) -> None:
         session.commit()
 
 
-SEEDERS: list[Seeder] = [seed_demo_team]
+SEEDERS: list[Seeder] = [seed_demo_team, seed_demo_customers]
 
 
 def seed_demo_data(tenant_slug: str) -> None:
