@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.identity.identifiers import CORE_IDENTIFIER_TYPES
+from core.imports.service import IMPORT_JOB, import_csv
 from core.plugin_api import IdentifierType, JobType, hookimpl
 from core.profiles.jobs import PROCESS_EVENTS, process_events
 
@@ -22,5 +23,6 @@ def register_identifier_types(register: Callable[[IdentifierType], None]) -> Non
 
 @hookimpl
 def register_jobs(register: Callable[[JobType], None]) -> None:
-    """Folding accepted events into profiles."""
+    """Folding accepted events into profiles; CSV imports."""
     register(JobType(key=PROCESS_EVENTS, handler=process_events))
+    register(JobType(key=IMPORT_JOB, handler=import_csv))

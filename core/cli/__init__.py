@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from core.cli import plugins, server, tenant
+from core.cli import imports, plugins, server, tenant
 from core.cli.output import fail
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 server.register(app)
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(plugins.app, name="plugins")
+app.add_typer(imports.app, name="import")
 
 
 def _version(value: bool) -> None:

@@ -3,6 +3,7 @@
 from core.audit import models as audit_models  # noqa: F401
 from core.consent import models as consent_models  # noqa: F401
 from core.db.base import ControlModel, TenantModel
+from core.imports import models as import_models  # noqa: F401
 from core.ingest import models as ingest_models  # noqa: F401
 from core.profiles import models as profile_models  # noqa: F401
 from core.queue import models as queue_models  # noqa: F401

@@ -13,7 +13,8 @@ Vocabulary
   belong to the same person", and its ``event_key`` ``(timestamp, message_id)``, which orders it.
 - A **cluster** is a set of identifiers resolved to one person (one profile). Every identifier
   seen is in exactly one cluster. A cluster's **anchor** is its earliest identifier by
-  ``(first-seen event_key, identifier)``; the anchor is the cluster's id.
+  ``(first-seen event_key, identifier)``; the anchor is the cluster's id. It changes only when
+  the cluster merges with an older one, or when an event older than its anchor arrives late.
 - Types are ranked by **strength**: a *unique* type (``unique_per_profile``: a profile holds at most
   one value, e.g. ``user_id``) ranks 0; a *strong* type (``merges_known_profiles`` true, e.g.
   ``email``, ``phone``) ranks 1; a *weak* type (``merges_known_profiles`` false, e.g.
@@ -48,16 +49,17 @@ Duplicates are dropped and the observations are replayed in **canonical order**:
        token alone therefore never merges two known customers (a family computer, a shop's
        tablet), while it does attach unknown clusters (anonymous history, an email-only contact)
        to one known customer. As strongly touched clusters are offered first, the group prefers
-       them to weakly touched ones. With the core types ``user_id`` is the
-       only unique type, so (a) already keeps known clusters apart; (b) matters once a tenant
-       has a second unique type (a loyalty number, say).
+       them to weakly touched ones. With the core types ``user_id`` is the only unique type, so
+       (a) already keeps known clusters apart; (b) matters once a tenant has a second unique
+       type (a loyalty number, say).
    (c) **blocked**: the group and the cluster would hold the two identifiers of a pair in
        ``blocked`` (pairs an admin separated). Blocked pairs never end in one cluster.
 
    A refused cluster keeps to itself (a refused new identifier stays alone in its new cluster);
-   each refusal is recorded as a :class:`Refusal`. Since later merges only add values, known-ness
-   and blocked partners to a cluster, a refusal is never undone by replaying the same observation.
-3. The observation is **assigned** to the cluster that finally holds its strongest identifier.
+   each refusal is recorded as a :class:`Refusal`. Clusters only ever gain unique values,
+   known-ness and blocked partners, so an observation replayed again refuses the same clusters.
+3. The observation is **assigned** to the cluster that holds its strongest identifier at the end
+   of the replay.
 
 A **merge** (:class:`Merge`) is recorded when a joining cluster and the group both held
 identifiers seen before this observation: two existing profiles become one, the one with the later
@@ -87,6 +89,7 @@ near-linear in the number of (observation, identifier) pairs.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -199,15 +202,21 @@ class Resolution:
 def canonical_order(observations: Iterable[Observation]) -> list[Observation]:
     """The distinct observations sorted by ``event_key``, ties by their sorted identifiers."""
     ordered = sorted(set(observations), key=operator.attrgetter("event_key"))
-    start = 0
-    while start < len(ordered):  # sort the (rare) runs of equal event keys by their identifiers
-        end = start + 1
-        while end < len(ordered) and ordered[end].event_key == ordered[start].event_key:
-            end += 1
-        if end - start > 1:
-            ordered[start:end] = sorted(ordered[start:end], key=lambda obs: sorted(obs.identifiers))
-        start = end
+    keys = [observation.event_key for observation in ordered]
+    tied = itertools.compress(range(1, len(keys)), map(operator.eq, keys, itertools.islice(keys, 1, None)))
+    start = end = -1
+    for position in tied:  # sort each (rare) run of equal event keys by the observations' identifiers
+        if position != end + 1:
+            _sort_run(ordered, start, end)
+            start = position - 1
+        end = position
+    _sort_run(ordered, start, end)
     return ordered
+
+
+def _sort_run(ordered: list[Observation], start: int, end: int) -> None:
+    if start >= 0:
+        ordered[start : end + 1] = sorted(ordered[start : end + 1], key=lambda obs: sorted(obs.identifiers))
 
 
 def resolve(
@@ -235,9 +244,9 @@ def affected_component(
     ``resolve(affected_component(all, ids), ...)`` gives the clusters of ``ids`` exactly as
     ``resolve(all, ...)`` does.
     """
-    ordered = canonical_order(observations)
+    distinct = list(set(observations))
     holding: defaultdict[Identifier, list[int]] = defaultdict(list)
-    for position, observation in enumerate(ordered):
+    for position, observation in enumerate(distinct):
         for identifier in observation.identifiers:
             holding[identifier].append(position)
     reached: set[int] = set()
@@ -245,16 +254,15 @@ def affected_component(
     frontier = [identifier for identifier in start_identifiers if identifier in holding]
     seen.update(frontier)
     while frontier:
-        identifier = frontier.pop()
-        for position in holding[identifier]:
+        for position in holding[frontier.pop()]:
             if position in reached:
                 continue
             reached.add(position)
-            for other in ordered[position].identifiers:
+            for other in distinct[position].identifiers:
                 if other not in seen:
                     seen.add(other)
                     frontier.append(other)
-    return [ordered[position] for position in sorted(reached)]
+    return canonical_order(distinct[position] for position in reached)
 
 
 # --- the replay machinery ----------------------------------------------------------------------
@@ -338,6 +346,10 @@ class _Replay:
     def observe(self, observation: Observation) -> int:
         """Apply one observation; returns a node whose final cluster the observation belongs to."""
         node_of, find = self.node_of, self.find
+        if len(observation.identifiers) == 1:  # the most common event: one anonymous id, say
+            (identifier,) = observation.identifiers
+            node = node_of.get(identifier)
+            return self.add(identifier, observation.event_key) if node is None else node
         seen: list[tuple[Identifier, int]] = []
         new: list[Identifier] = []
         for identifier in observation.identifiers:

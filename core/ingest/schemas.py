@@ -168,7 +168,9 @@ class _WithProperties(SegmentEvent):
         return {} if value is None else value
 
 
-class _WithName(_WithProperties):
+class NamedView(_WithProperties):
+    """Fields of page and screen views."""
+
     name: str | None = None
     category: str | None = None
 
@@ -215,13 +217,13 @@ class Track(_WithProperties):
         return value
 
 
-class Page(_WithName):
+class Page(NamedView):
     """A web page view: ``name``, ``category``, ``properties``."""
 
     kind = EventType.page
 
 
-class Screen(_WithName):
+class Screen(NamedView):
     """A mobile screen view: ``name``, ``category``, ``properties``."""
 
     kind = EventType.screen

@@ -22,15 +22,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from core.db.base import utcnow
-from core.ingest.models import Event, EventStatus
+from core.ingest.models import SOURCE_LENGTH, Event, EventStatus
 from core.ingest.schemas import (
     Alias,
     Group,
     Identify,
     InvalidEvent,
+    NamedView,
     SegmentEvent,
     Track,
-    _WithName,
     parse_event,
 )
 from core.queue.outbox import add_job
@@ -55,9 +55,11 @@ except ImportError:  # pragma: no cover - depends on the environment
             return value.isoformat()
         raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
+    _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_iso)
+
     def dumps(value: Any) -> bytes:
         """Compact UTF-8 JSON (datetimes as ISO-8601)."""
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_iso).encode()
+        return _encoder.encode(value).encode()
 
     _ENCODE_ERRORS = (UnicodeEncodeError, TypeError, ValueError)
 
@@ -116,7 +118,7 @@ def to_row(
     if isinstance(event, Track):
         row["event"] = event.event
         row["properties"] = event.properties
-    elif isinstance(event, _WithName):
+    elif isinstance(event, NamedView):
         row["name"] = event.name
         properties = event.properties
         if event.category is not None and "category" not in properties:
@@ -158,9 +160,12 @@ def validate(
     ``shared_context`` / ``shared_integrations`` (a batch's top-level values) are merged under each
     event's own; ``sent_at`` applies to events without their own ``sentAt``; with
     ``max_event_bytes``, an item whose compact JSON is larger is refused (fields that are dropped
-    anyway do not count: only an event whose stored row is that large is measured as sent). Events holding text that
-    the databases cannot store (NUL characters, unpaired surrogates) are refused too.
+    anyway do not count: only an event whose stored row is that large is measured as sent).
+    Events holding what the databases cannot store (NUL characters, unpaired surrogates) are
+    refused too.
     """
+    if len(source) > SOURCE_LENGTH:
+        raise ValueError(f"source {source!r} is longer than {SOURCE_LENGTH} characters")
     received_at = received_at or utcnow()
     prepared = Prepared()
     for index, item in enumerate(items):
@@ -186,18 +191,19 @@ def validate(
     return prepared
 
 
-def _size(item: Any) -> int:
+def _json(value: Any) -> bytes:
     try:
-        return len(dumps(item))
-    except _ENCODE_ERRORS:
-        raise InvalidEvent("the event holds text that is not valid Unicode (an unpaired surrogate)") from None
+        return dumps(value)
+    except _ENCODE_ERRORS as exc:  # unpaired surrogates; with orjson also integers beyond 64 bits
+        raise InvalidEvent(f"the event cannot be stored as JSON: {exc}") from None
+
+
+def _size(item: Any) -> int:
+    return len(_json(item))
 
 
 def _encode(row: dict[str, Any]) -> bytes:
-    try:
-        encoded = dumps(row)
-    except _ENCODE_ERRORS:
-        raise InvalidEvent("the event holds text that is not valid Unicode (an unpaired surrogate)") from None
+    encoded = _json(row)
     if b"\\u0000" in encoded and _NUL.search(encoded):
         raise InvalidEvent("the event holds a NUL character (\\u0000), which cannot be stored")
     return encoded
@@ -228,17 +234,18 @@ def store(session: Session, tenant_slug: str, prepared: Prepared) -> IngestResul
     result.duplicates = len(prepared.rows) - len(unique)
     if not unique:
         return result
-    if session.get_bind().dialect.name == "postgresql":
+    connection = session.connection()  # the session's transaction; core statements, no ORM objects
+    if connection.dialect.name == "postgresql":
         rows = b"[" + b",".join(prepared.encoded[position] for position in unique.values()) + b"]"
-        inserted = session.exec(_POSTGRES_INSERT, params={"rows": rows.decode()}).all()
+        inserted = connection.execute(_POSTGRES_INSERT, {"rows": rows.decode()}).all()
     else:
         statement = (
             sqlite.insert(EVENT_TABLE)
             .on_conflict_do_nothing(index_elements=["message_id"])
             .returning(EVENT_TABLE.c.id)
         )
-        inserted = session.exec(
-            statement, params=[prepared.rows[position] for position in unique.values()]
+        inserted = connection.execute(
+            statement, [prepared.rows[position] for position in unique.values()]
         ).all()
     result.accepted = len(inserted)
     result.duplicates += len(unique) - result.accepted

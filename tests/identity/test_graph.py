@@ -433,13 +433,28 @@ def test_without_rules_clusters_are_the_raw_components(observations: list[Observ
     assert result.refusals == ()
 
 
-@given(observations_st)
-def test_merges_name_clusters_that_existed(observations: list[Observation]) -> None:
-    result = resolve(observations, EXTENDED)
+@given(observations_st, blocked_st)
+def test_merges_and_refusals_cite_their_observation(
+    observations: list[Observation], blocked: frozenset[frozenset[Identifier]]
+) -> None:
+    result = resolve(observations, EXTENDED, blocked)
+    first_seen: dict[Identifier, tuple[object, ...]] = {}
+    for observation in canonical_order(observations):
+        for identifier in observation.identifiers:
+            first_seen.setdefault(identifier, observation.event_key)
+    records: list[Merge | Refusal] = [*result.merges, *result.refusals]
+    for record in records:
+        # The cause is part of one observation with that event key.
+        assert any(
+            record.event_key == observation.event_key and record.cause_identifiers <= observation.identifiers
+            for observation in observations
+        )
     for merge in result.merges:
-        assert isinstance(merge, Merge)
-        assert merge.absorbed_cluster_anchor != merge.surviving_cluster_anchor
-        assert merge.cause_identifiers
+        # Two clusters that existed before the observation: the older anchor survives.
+        absorbed, surviving = merge.absorbed_cluster_anchor, merge.surviving_cluster_anchor
+        assert (first_seen[surviving], surviving) < (first_seen[absorbed], absorbed)
+        assert first_seen[absorbed] <= merge.event_key
+        assert result.cluster_of[absorbed] == result.cluster_of[surviving]
     for refusal in result.refusals:
-        assert isinstance(refusal, Refusal)
         assert refusal.reason in {"unique_conflict", "weak_link", "blocked"}
+        assert refusal.cluster_anchor != refusal.other_cluster_anchor

@@ -126,7 +126,9 @@ def _basic_user(request: Request) -> str | None:
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise IngestError(401, "invalid_write_key", "The Basic authorization header is malformed.") from None
+        raise IngestError(
+            401, "invalid_write_key", "Malformed Basic authorization: send the write key as the user name."
+        ) from None
     user = decoded.partition(":")[0]
     return user or None
 

@@ -1,0 +1,1 @@
+"""CSV imports of profiles (identify events) and transactions (Order Completed events)."""
