@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, or_, tuple_
 from sqlmodel import Session, col, select
 
 from core.consent.models import Consent, ConsentChange
@@ -71,12 +71,14 @@ def erase_person(session: Session, profile_id: str) -> Erasure:
     values = {i.value for i in identities}
 
     carried = select(EventIdentity.event_id).where(
-        or_(*[(col(EventIdentity.type) == t) & (col(EventIdentity.value) == v) for t, v in pairs] or [False])
+        tuple_(col(EventIdentity.type), col(EventIdentity.value)).in_(sorted(pairs))
     )
     by_raw_id = or_(col(Event.user_id).in_(values), col(Event.anonymous_id).in_(values))
-    event_ids = set(session.exec(select(Event.id).where(col(Event.profile_id).in_(ids))))
+    assigned = session.exec(select(Event.id).where(col(Event.profile_id).in_(ids)))
+    event_ids: set[int] = {event_id for event_id in assigned if event_id is not None}
     event_ids |= set(session.exec(carried))
-    event_ids |= set(session.exec(select(Event.id).where(col(Event.status) == "pending", by_raw_id)))
+    pending = session.exec(select(Event.id).where(col(Event.status) == "pending", by_raw_id))
+    event_ids |= {event_id for event_id in pending if event_id is not None}
 
     def drop(statement: Any) -> int:
         return int(session.exec(statement).rowcount or 0)  # type: ignore[call-overload]

@@ -34,7 +34,7 @@ def extract(event: Event, types: Mapping[str, IdentifierType], default_region: s
     out = Extracted()
 
     def add(type_key: str, raw: Any) -> None:
-        if raw is None or raw == "":
+        if raw is None or raw == "" or type_key not in types:
             return
         try:
             if type_key == "phone":

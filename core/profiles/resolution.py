@@ -217,7 +217,7 @@ def _write_back(
         chosen[anchor] = profile_id
 
     for anchor, profile_id in chosen.items():
-        members = resolution.clusters[anchor]
+        cluster = resolution.clusters[anchor]
         cluster_events = [by_key[o.event_key] for o in resolution.observations.get(anchor, ())]
         profile = session.get(Profile, profile_id)
         if profile is None:
@@ -226,8 +226,8 @@ def _write_back(
         elif profile.merged_into:
             profile.merged_into = None  # a merge was undone or history rewrote it
             outcome.changed_profiles.add(profile_id)
-        absorbed = {existing[i].profile_id for i in members if i in existing} - {profile_id}
-        for identifier in members:
+        absorbed = {existing[i].profile_id for i in cluster if i in existing} - {profile_id}
+        for identifier in cluster:
             row = existing.get(identifier)
             if row is None:
                 key = first_seen.get(identifier)
@@ -248,8 +248,8 @@ def _write_back(
     # Profiles that lost every identifier to other clusters now live on in the cluster holding
     # what was their earliest identifier.
     for stale in sorted(previous_profiles - set(chosen.values())):
-        row = session.get(Profile, stale)
-        if row is not None and row.merged_into is None:
+        stale_profile = session.get(Profile, stale)
+        if stale_profile is not None and stale_profile.merged_into is None:
             holder = next((chosen[resolution.cluster_of[i]] for i, ident in sorted(existing.items())
                            if ident.origin_profile_id == stale and i in resolution.cluster_of), None)  # fmt: skip
             if holder:
@@ -333,10 +333,8 @@ def _apply_events(
             session.add(row)
         session.flush()
         consent.rebuild(session, sorted(previous | {profile.id}))
-    if ordered:
-        first, last = _aware(ordered[0].timestamp), _aware(ordered[-1].timestamp)
-    else:
-        first = last = None
+    first: datetime | None = _aware(ordered[0].timestamp) if ordered else None
+    last: datetime | None = _aware(ordered[-1].timestamp) if ordered else None
     identifiers = [
         (i.type, i.value) for i in session.exec(select(Identity).where(Identity.profile_id == profile.id))
     ]

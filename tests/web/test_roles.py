@@ -32,12 +32,21 @@ from web.guard import UnguardedRouteError, check_routes_guarded
 SLUG = "acme"
 READ_DATA, READ_SETTINGS, MANAGE_PLUGINS = "read data", "read settings", "manage plugins"
 MANAGE_USERS, READ_AUDIT, WRITE_MARKETING = "manage users", "read audit", "write marketing"
+MANAGE_PRIVACY = "manage privacy"
 
 # Who may do what. Admins: everything. Marketers: data, marketing changes and settings; no
 # plugins, users or audit. Analysts: read data only. Operators (IT): plugins, settings and
 # audit; no marketing changes, no users.
 ALLOWED: dict[str, set[str]] = {
-    "admin": {READ_DATA, WRITE_MARKETING, READ_SETTINGS, MANAGE_PLUGINS, MANAGE_USERS, READ_AUDIT},
+    "admin": {
+        READ_DATA,
+        WRITE_MARKETING,
+        READ_SETTINGS,
+        MANAGE_PLUGINS,
+        MANAGE_USERS,
+        READ_AUDIT,
+        MANAGE_PRIVACY,
+    },
     "marketer": {READ_DATA, WRITE_MARKETING, READ_SETTINGS},
     "analyst": {READ_DATA},
     "operator": {READ_DATA, READ_SETTINGS, MANAGE_PLUGINS, READ_AUDIT},
@@ -169,7 +178,7 @@ def test_a_membership_with_an_unknown_role_may_do_nothing(sqlite_installation, t
 # --- deny by default -------------------------------------------------------------------------
 
 PUBLIC_PATHS = {"/", "/login", "/logout", "/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
-PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/")
+PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/")  # /v1: write-key auth
 
 # The permission each API route needs, written out.
 API_PERMISSIONS = {
@@ -187,6 +196,13 @@ API_PERMISSIONS = {
     ("GET", "/api/v1/members"): "manage_users",
     ("PUT", "/api/v1/members"): "manage_users",
     ("GET", "/api/v1/audit"): "read_audit",
+    ("GET", "/api/v1/profiles"): "read_data",
+    ("GET", "/api/v1/profiles/{profile_id}"): "read_data",
+    ("GET", "/api/v1/profiles/{profile_id}/events"): "read_data",
+    ("POST", "/api/v1/profiles/{profile_id}/consents"): "write_marketing",
+    ("GET", "/api/v1/profiles/{profile_id}/export"): "manage_privacy",
+    ("DELETE", "/api/v1/profiles/{profile_id}"): "manage_privacy",
+    ("POST", "/api/v1/merges/{merge_id}/undo"): "manage_privacy",
 }
 
 
