@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# Imported up front: hypothesis' pytest plugin otherwise imports it at session end, where CPython
+# 3.11.7 fails with "AST constructor recursion depth mismatch" and pytest exits 1 after passing.
+import hypothesis  # noqa: F401
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text

@@ -60,5 +60,5 @@ class Event(TenantModel, table=True):
     received_at: datetime = Field(default_factory=utcnow)
     source: str = Field(default="api", max_length=SOURCE_LENGTH, description='"api", "csv", ...')
     status: EventStatus = Field(default=EventStatus.pending, index=True, max_length=10)
-    profile_id: str | None = Field(default=None, max_length=64, description="Set by processing.")
+    profile_id: str | None = Field(default=None, index=True, max_length=64, description="Set by processing.")
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
