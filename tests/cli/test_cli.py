@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import types
 
 import pytest
@@ -346,8 +347,13 @@ def test_serve_runs_uvicorn_with_an_in_process_worker(fake_worker, monkeypatch):
 
 def test_worker_runs_in_process_until_sigterm(fake_worker):
     def terminate():
-        if fake_worker and fake_worker[0].started.wait(20):
-            os.kill(os.getpid(), signal.SIGTERM)
+        # Signal even if the worker has not started yet: the assertions then fail instead of hanging.
+        deadline = time.monotonic() + 60
+        while not fake_worker and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if fake_worker:
+            fake_worker[0].started.wait(max(0.0, deadline - time.monotonic()))
+        os.kill(os.getpid(), signal.SIGTERM)
 
     previous = signal.getsignal(signal.SIGTERM)
     killer = threading.Thread(target=lambda: (threading.Event().wait(0.2), terminate()))
