@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 PASSWORD = "correct-horse-1"
@@ -28,3 +38,39 @@ def csrf_of(client: TestClient, path: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
     assert match
     return match.group(1)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(env: dict[str, str], log: Path) -> Iterator[str]:
+    """Run `tessera serve` on a free port with ``env`` until healthy; yields its base URL.
+
+    Output goes to ``log`` (a file, not a pipe nobody reads, which could fill and block).
+    """
+    port = free_port()
+    tessera = str(Path(sys.executable).with_name("tessera"))
+    with open(log, "wb") as output:
+        process = subprocess.Popen([tessera, "serve", "--port", str(port)], env={**os.environ, **env},
+                                   stdout=output, stderr=output)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if process.poll() is not None:
+                pytest.fail(f"tessera serve exited: {log.read_text()}")
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("tessera serve did not become healthy")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -4,11 +4,6 @@ helpers that read what the tenant's database holds."""
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +18,7 @@ from core.db import engines
 from core.ingest.models import Event
 from core.queue.models import Job
 from core.tenancy.onboarding import NewTenant
+from tests.support import serving
 
 
 def basic(write_key: str) -> dict[str, str]:
@@ -72,37 +68,11 @@ def ingest(installation, acme) -> Iterator[Ingest]:
         yield Ingest(acme, client)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live_server(installation, acme, tmp_path: Path) -> Iterator[tuple[str, NewTenant]]:
     """``(base_url, tenant)``: `tessera serve` on a free port over the installation (both backends)."""
-    port = _free_port()
-    env = {**os.environ, **installation.env, "TESSERA_LOG_LEVEL": "WARNING"}
-    tessera = str(Path(sys.executable).with_name("tessera"))
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as output:  # a file, not a pipe nobody reads (which could fill and block)
-        process = subprocess.Popen(
-            [tessera, "serve", "--port", str(port)], env=env, stdout=output, stderr=output
-        )
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            if process.poll() is not None:
-                pytest.fail(f"tessera serve exited: {log.read_text()}")
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("tessera serve did not become healthy")
-        yield base, acme
+        with serving({**installation.env, "TESSERA_LOG_LEVEL": "WARNING"}, tmp_path / "serve.log") as base:
+            yield base, acme
     finally:
-        process.terminate()
-        process.wait(timeout=20)
         engines.dispose_engines()  # the server's connections are gone; drop ours before cleanup
