@@ -11,7 +11,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -74,6 +76,14 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
+def json_dumps(value: Any) -> str:
+    """JSON text of a column value (orjson: several times faster than the standard library)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_JSON = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
+
+
 def engine_for(url: URL) -> Engine:
     """A shared engine per database URL (engines pool connections; make one each)."""
     key = url.render_as_string(hide_password=False)
@@ -83,11 +93,11 @@ def engine_for(url: URL) -> Engine:
             if url.get_backend_name() == "sqlite":
                 assert url.database
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+                engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **_JSON)
                 event.listen(engine, "connect", _sqlite_pragmas)
                 event.listen(engine, "savepoint", _sqlite_savepoint)
             else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+                engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **_JSON)
             _engines[key] = engine
         return engine
 

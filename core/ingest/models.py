@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field
 
 from core.db.base import TenantModel, utcnow
@@ -38,15 +38,25 @@ class EventStatus(enum.StrEnum):
 
 
 class Event(TenantModel, table=True):
-    """One accepted event. ``message_id`` is unique: a resent message is stored once."""
+    """One accepted event. ``message_id`` is unique: a resent message is stored once.
+
+    Few indexes on purpose: every one costs each insert, and each processing update (which sets
+    ``status`` and ``profile_id``) too. Pending events are found through a partial index that
+    holds only them; timelines through (profile, time).
+    """
 
     __tablename__ = "event"
+    __table_args__ = (
+        Index("ix_event_pending", "id", postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+        Index("ix_event_profile_timestamp", "profile_id", "timestamp"),
+    )  # fmt: skip
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(unique=True, max_length=MESSAGE_ID_LENGTH)
     type: EventType = Field(max_length=10)
-    user_id: str | None = Field(default=None, index=True, max_length=IDENTIFIER_LENGTH)
-    anonymous_id: str | None = Field(default=None, index=True, max_length=IDENTIFIER_LENGTH)
+    user_id: str | None = Field(default=None, max_length=IDENTIFIER_LENGTH)
+    anonymous_id: str | None = Field(default=None, max_length=IDENTIFIER_LENGTH)
     previous_id: str | None = Field(default=None, max_length=IDENTIFIER_LENGTH, description="alias only")
     group_id: str | None = Field(default=None, max_length=IDENTIFIER_LENGTH, description="group only")
     event: str | None = Field(default=None, max_length=NAME_LENGTH, description="track: the event name")
@@ -55,10 +65,10 @@ class Event(TenantModel, table=True):
     traits: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     integrations: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    timestamp: datetime = Field(index=True, description="When it happened (else when it was received).")
+    timestamp: datetime = Field(description="When it happened (else when it was received).")
     sent_at: datetime | None = Field(default=None, description="When the client sent it, if it said.")
     received_at: datetime = Field(default_factory=utcnow)
     source: str = Field(default="api", max_length=SOURCE_LENGTH, description='"api", "csv", ...')
-    status: EventStatus = Field(default=EventStatus.pending, index=True, max_length=10)
-    profile_id: str | None = Field(default=None, index=True, max_length=64, description="Set by processing.")
+    status: EventStatus = Field(default=EventStatus.pending, max_length=10)
+    profile_id: str | None = Field(default=None, max_length=64, description="Set by processing.")
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -10,15 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from core.identity.graph import Identifier
 from core.identity.identifiers import normalize_phone
-from core.ingest.models import Event
 from core.plugin_api import IdentifierType
 
 RAW_ID_FIELDS = (("user_id", "user_id"), ("anonymous_id", "anonymous_id"), ("previous_id", "anonymous_id"))
 TRAIT_EVENT_TYPES = frozenset({"identify"})
+
+
+class EventFields(Protocol):
+    """The columns of an ``event`` row that identify its person (``context_traits``: ``context.traits``)."""
+
+    type: str
+    user_id: str | None
+    anonymous_id: str | None
+    previous_id: str | None
+    traits: Any
+    context_traits: Any
+
+
+class TraitFields(Protocol):
+    """The columns of an ``event`` row that set traits."""
+
+    type: str
+    traits: Any
 
 
 @dataclass
@@ -29,7 +46,7 @@ class Extracted:
     problems: list[str] = field(default_factory=list)
 
 
-def extract(event: Event, types: Mapping[str, IdentifierType], default_region: str) -> Extracted:
+def extract(event: EventFields, types: Mapping[str, IdentifierType], default_region: str) -> Extracted:
     """The normalized identifiers of ``event`` among the registered ``types``."""
     out = Extracted()
 
@@ -48,8 +65,7 @@ def extract(event: Event, types: Mapping[str, IdentifierType], default_region: s
 
     for attribute, type_key in RAW_ID_FIELDS:
         add(type_key, getattr(event, attribute))
-    context_traits = event.context.get("traits") if isinstance(event.context, dict) else None
-    for source in (event.traits, context_traits):
+    for source in (event.traits, event.context_traits):
         if isinstance(source, dict):
             for type_key in types:
                 if type_key in source and type_key not in {"user_id", "anonymous_id"}:
@@ -57,7 +73,7 @@ def extract(event: Event, types: Mapping[str, IdentifierType], default_region: s
     return out
 
 
-def trait_updates(event: Event) -> dict[str, Any]:
+def trait_updates(event: TraitFields) -> dict[str, Any]:
     """The traits an event sets on its profile (identify events), without the consent convention."""
     if event.type not in TRAIT_EVENT_TYPES or not isinstance(event.traits, dict):
         return {}

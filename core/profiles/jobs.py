@@ -16,7 +16,9 @@ from core.tenancy.tenants import get_tenant
 
 log = logging.getLogger(__name__)
 PROCESS_EVENTS = "core.process_events"
-BATCH = 5000
+# Events per transaction. Bigger batches amortize the replay of returning people's history; on
+# SQLite the batch holds the database's only write lock, so ingestion waits for it: keep it short.
+BATCH = {"postgresql": 50_000, "sqlite": 5_000}
 
 
 def identifier_types_for(enabled: set[str]) -> dict[str, Any]:
@@ -31,17 +33,26 @@ def process_events(tenant_slug: str, payload: dict[str, Any]) -> None:
         tenant = get_tenant(control, tenant_slug)
         enabled = enabled_plugins(control, tenant, host)
     types = identifier_types_for(enabled)
+    hooks = host.hooks_for(enabled)
+    engine = tenant_engine(tenant.database)
+    batch = BATCH.get(engine.dialect.name, BATCH["sqlite"])
     while True:
-        with Session(tenant_engine(tenant.database), expire_on_commit=False) as session:
-            handled, outcome = ingest_pending(session, types, tenant.default_region, limit=BATCH)
+        with Session(engine, expire_on_commit=False) as session:
+            handled, outcome = ingest_pending(session, types, tenant.default_region, limit=batch)
             session.commit()
-            changed = [snapshot(session, profile_id) for profile_id in sorted(outcome.changed_profiles)]
-        hooks = host.hooks_for(enabled)
-        for profile in changed:
-            if profile is not None:
-                try:
-                    hooks.on_profile_changed(tenant=tenant_slug, profile=profile, changed=["profile"])
-                except Exception:  # a plugin's failure must not stop ingestion
-                    log.exception("on_profile_changed failed for %s/%s", tenant_slug, profile.id)
-        if handled < BATCH:
+        if hooks.on_profile_changed.get_hookimpls():  # snapshots cost queries: only for listeners
+            _tell_plugins(hooks, tenant_slug, engine, sorted(outcome.changed_profiles))
+        if handled < batch:
             return
+
+
+def _tell_plugins(hooks: Any, tenant_slug: str, engine: Any, profile_ids: list[str]) -> None:
+    with Session(engine) as session:
+        for profile_id in profile_ids:
+            profile = snapshot(session, profile_id)
+            if profile is None:
+                continue
+            try:
+                hooks.on_profile_changed(tenant=tenant_slug, profile=profile, changed=["profile"])
+            except Exception:  # a plugin's failure must not stop ingestion
+                log.exception("on_profile_changed failed for %s/%s", tenant_slug, profile.id)

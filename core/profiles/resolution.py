@@ -16,25 +16,30 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text, tuple_
+from sqlalchemy import Connection, text
 from sqlmodel import Session, col, select
 
 from core.consent import service as consent
 from core.db.base import utcnow
+from core.db.bulk import insert_rows, select_in, select_pairs_in, update_rows
 from core.identity.graph import Identifier, Observation, Resolution, Rules, resolve
 from core.ingest.models import Event, EventStatus
 from core.plugin_api import IdentifierType
-from core.profiles.extract import display_name, extract, trait_updates
+from core.profiles.extract import TRAIT_EVENT_TYPES, display_name, extract, trait_updates
 from core.profiles.models import EventIdentity, Identity, IdentityBlock, MergeRecord, Profile
 
 log = logging.getLogger(__name__)
-CHUNK = 500  # identifiers per IN (...) query
+EVENT = Event.__table__  # type: ignore[attr-defined]
+EVENT_IDENTITY = EventIdentity.__table__  # type: ignore[attr-defined]
+IDENTITY = Identity.__table__  # type: ignore[attr-defined]
+PROFILE = Profile.__table__  # type: ignore[attr-defined]
+BLOCK = IdentityBlock.__table__  # type: ignore[attr-defined]
+EventKey = tuple[datetime, str]
 
 
 def new_profile_id() -> str:
@@ -65,66 +70,81 @@ def ingest_pending(
 ) -> tuple[int, Outcome]:
     """Fold up to ``limit`` pending events (oldest first) into profiles; (events handled, outcome)."""
     lock_tenant_processing(session)
-    events = list(
-        session.exec(
-            select(Event).where(Event.status == EventStatus.pending).order_by(col(Event.id)).limit(limit)
-        )
-    )
-    if not events:
-        return 0, Outcome()
+    connection = session.connection()
+    columns = [EVENT.c[name] for name in ("id", "type", "user_id", "anonymous_id", "previous_id", "traits")]
+    columns.append(EVENT.c.context["traits"].label("context_traits"))  # not the whole context: it is big
+    pending = connection.execute(
+        select(*columns).where(EVENT.c.status == EventStatus.pending).order_by(EVENT.c.id).limit(limit)
+    ).all()
     seeds: set[Identifier] = set()
-    new_event_ids: set[int] = set()
-    for event in events:
-        assert event.id is not None
-        found = extract(event, types, default_region)
-        event.error = "; ".join(found.problems) or None
+    new_events: dict[int, Any] = {}
+    links: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    errors: dict[int, str] = {}
+    for row in pending:
+        found = extract(row, types, default_region)
+        problems = "; ".join(found.problems)
         if not found.identifiers:
-            event.status = EventStatus.failed
-            event.error = event.error or "The event carries no usable identifier."
-        else:
-            session.add_all(
-                EventIdentity(event_id=event.id, type=t, value=v) for t, v in sorted(found.identifiers)
-            )
-            seeds |= found.identifiers
-            new_event_ids.add(event.id)
-        session.add(event)
-    session.flush()
-    outcome = resolve_component(session, seeds, Rules.from_types(types), new_event_ids=new_event_ids)
-    for event in events:
-        if event.status == EventStatus.pending:
-            event.status = EventStatus.processed
-            session.add(event)
-    return len(events), outcome
-
-
-def _identifier_filter(identifiers: Iterable[Identifier]) -> Any:
-    return tuple_(col(EventIdentity.type), col(EventIdentity.value)).in_(list(identifiers))
-
-
-def _component_event_ids(session: Session, seeds: set[Identifier]) -> set[int]:
-    """Every event reachable from ``seeds`` through shared identifiers (the raw component)."""
-    seen_ids: set[Identifier] = set(seeds)
-    event_ids: set[int] = set()
-    frontier = list(seeds)
-    while frontier:
-        batch, frontier = frontier[:CHUNK], frontier[CHUNK:]
-        found = set(session.exec(select(EventIdentity.event_id).where(_identifier_filter(batch)))) - event_ids
-        if not found:
+            error = problems or "The event carries no usable identifier."
+            failed.append({"id": row.id, "status": EventStatus.failed, "error": error})
             continue
-        event_ids |= found
-        found_list = sorted(found)
-        for start in range(0, len(found_list), CHUNK):
-            rows = session.exec(
-                select(EventIdentity.type, EventIdentity.value).where(
-                    col(EventIdentity.event_id).in_(found_list[start : start + CHUNK])
-                )
+        links.extend({"event_id": row.id, "type": t, "value": v} for t, v in sorted(found.identifiers))
+        seeds |= found.identifiers
+        new_events[row.id] = row
+        if problems:
+            errors[row.id] = problems
+    insert_rows(connection, EVENT_IDENTITY, links)
+    update_rows(connection, EVENT, failed)
+    outcome = (
+        resolve_component(session, seeds, Rules.from_types(types), new_events=new_events, errors=errors)
+        if seeds
+        else Outcome()
+    )
+    return len(pending), outcome
+
+
+@dataclass
+class _Component:
+    """A raw component as stored: each event's identifiers, key, current profile and type."""
+
+    carried: dict[int, set[Identifier]] = field(default_factory=dict)
+    key: dict[int, EventKey] = field(default_factory=dict)
+    profile_of: dict[int, str | None] = field(default_factory=dict)
+    type_of: dict[int, str] = field(default_factory=dict)
+
+
+def _load_component(connection: Connection, seeds: set[Identifier]) -> _Component:
+    """Every event reachable from ``seeds`` through shared identifiers (the raw component)."""
+    component = _Component()
+    interned: dict[Identifier, Identifier] = {}  # one tuple per identifier, however many events carry it
+    seen: set[Identifier] = set(seeds)
+    frontier = list(seeds)
+    links = EVENT_IDENTITY.c
+    rows_of = select(links.event_id, links.type, links.value, EVENT.c.timestamp, EVENT.c.message_id,
+                     EVENT.c.profile_id, EVENT.c.type).join(EVENT, EVENT.c.id == links.event_id)  # fmt: skip
+    while frontier:
+        touching = {
+            event_id
+            for (event_id,) in select_pairs_in(
+                connection, select(links.event_id), links.type, links.value, frontier
             )
-            for identifier in rows:
-                pair = (identifier[0], identifier[1])
-                if pair not in seen_ids:
-                    seen_ids.add(pair)
-                    frontier.append(pair)
-    return event_ids
+            if event_id not in component.key
+        }
+        frontier = []
+        for event_id, type_key, value, timestamp, message_id, profile_id, kind in select_in(
+            connection, rows_of, links.event_id, touching, pg_type="bigint"
+        ):
+            identifier = interned.setdefault((type_key, value), (type_key, value))
+            if event_id not in component.key:
+                component.key[event_id] = (_aware(timestamp), message_id)
+                component.profile_of[event_id] = profile_id
+                component.type_of[event_id] = kind
+                component.carried[event_id] = set()
+            component.carried[event_id].add(identifier)
+            if identifier not in seen:
+                seen.add(identifier)
+                frontier.append(identifier)
+    return component
 
 
 def _aware(value: datetime) -> datetime:
@@ -132,131 +152,285 @@ def _aware(value: datetime) -> datetime:
 
 
 def resolve_component(
-    session: Session, seeds: set[Identifier], rules: Rules, new_event_ids: set[int] | None = None
+    session: Session,
+    seeds: set[Identifier],
+    rules: Rules,
+    new_events: Mapping[int, Any] | None = None,
+    errors: Mapping[int, str] | None = None,
 ) -> Outcome:
-    """Replay the raw component of ``seeds`` and write the clusters back as profiles."""
-    event_ids = _component_event_ids(session, seeds)
-    events: dict[int, Event] = {}
-    ids = sorted(event_ids)
-    for start in range(0, len(ids), CHUNK):
-        for event in session.exec(select(Event).where(col(Event.id).in_(ids[start : start + CHUNK]))):
-            assert event.id is not None
-            events[event.id] = event
-    carried: defaultdict[int, set[Identifier]] = defaultdict(set)
-    for start in range(0, len(ids), CHUNK):
-        query = select(EventIdentity).where(col(EventIdentity.event_id).in_(ids[start : start + CHUNK]))
-        for row in session.exec(query):
-            carried[row.event_id].add((row.type, row.value))
-    by_key: dict[tuple[Any, ...], int] = {}
+    """Replay the raw component of ``seeds`` and write the clusters back as profiles.
+
+    ``new_events`` are the rows (id, type, traits, ...) of events folded in for the first time:
+    they get their profile and status, and their consent statements are recorded; ``errors``
+    holds the problems met reading some of them.
+    """
+    session.flush()
+    connection = session.connection()
+    component = _load_component(connection, seeds)
+    by_key: dict[EventKey, int] = {}
     observations = []
-    for event_id, identifiers in carried.items():
-        event = events[event_id]
-        key = (_aware(event.timestamp), event.message_id)
+    for event_id, identifiers in component.carried.items():
+        key = component.key[event_id]
         by_key[key] = event_id
         observations.append(Observation(key, frozenset(identifiers)))
-    component_ids = {i for identifiers in carried.values() for i in identifiers}
-    blocked = _blocked_pairs(session, component_ids)
-    resolution = resolve(observations, rules, blocked)
-    return _write_back(session, resolution, events, by_key, component_ids, new_event_ids or set())
-
-
-def _blocked_pairs(session: Session, identifiers: set[Identifier]) -> frozenset[frozenset[Identifier]]:
-    values = {value for _, value in identifiers}
-    rows = session.exec(
-        select(IdentityBlock).where(
-            col(IdentityBlock.a_value).in_(values) | col(IdentityBlock.b_value).in_(values)
-        )
+    blocked = _blocked_pairs(
+        connection, {i for identifiers in component.carried.values() for i in identifiers}
     )
-    return frozenset(frozenset({(r.a_type, r.a_value), (r.b_type, r.b_value)}) for r in rows)
-
-
-def _existing_identities(session: Session, identifiers: set[Identifier]) -> dict[Identifier, Identity]:
-    found: dict[Identifier, Identity] = {}
-    listed = sorted(identifiers)
-    for start in range(0, len(listed), CHUNK):
-        chunk = listed[start : start + CHUNK]
-        query = select(Identity).where(tuple_(col(Identity.type), col(Identity.value)).in_(chunk))
-        for row in session.exec(query):
-            found[(row.type, row.value)] = row
-    return found
-
-
-def _write_back(
-    session: Session,
-    resolution: Resolution,
-    events: dict[int, Event],
-    by_key: dict[tuple[Any, ...], int],
-    component_ids: set[Identifier],
-    new_event_ids: set[int],
-) -> Outcome:
-    outcome = Outcome()
-    existing = _existing_identities(session, component_ids)
-    first_seen: dict[Identifier, tuple[Any, ...]] = {}
-    for observations in resolution.observations.values():
-        for observation in observations:
-            for identifier in observation.identifiers:
-                if identifier not in first_seen or observation.event_key < first_seen[identifier]:
-                    first_seen[identifier] = observation.event_key
-    previous_profiles = {identity.profile_id for identity in existing.values()}
-    taken: dict[str, Identifier] = {}
-    chosen: dict[Identifier, str] = {}
-    for anchor in sorted(resolution.clusters, key=lambda a: (first_seen.get(a, ()), a)):
-        members = sorted(resolution.clusters[anchor], key=lambda i: (first_seen.get(i, ()), i))
-        profile_id = (
-            next(
-                (
-                    existing[i].origin_profile_id
-                    for i in members
-                    if i in existing and existing[i].origin_profile_id not in taken
-                ),
-                None,
-            )
-            or new_profile_id()
-        )
-        taken[profile_id] = anchor
-        chosen[anchor] = profile_id
-
-    for anchor, profile_id in chosen.items():
-        cluster = resolution.clusters[anchor]
-        cluster_events = [by_key[o.event_key] for o in resolution.observations.get(anchor, ())]
-        profile = session.get(Profile, profile_id)
-        if profile is None:
-            profile = Profile(id=profile_id)
-            outcome.changed_profiles.add(profile_id)
-        elif profile.merged_into:
-            profile.merged_into = None  # a merge was undone or history rewrote it
-            outcome.changed_profiles.add(profile_id)
-        absorbed = {existing[i].profile_id for i in cluster if i in existing} - {profile_id}
-        for identifier in cluster:
-            row = existing.get(identifier)
-            if row is None:
-                key = first_seen.get(identifier)
-                session.add(Identity(type=identifier[0], value=identifier[1], profile_id=profile_id,
-                                     origin_profile_id=profile_id,
-                                     first_seen=key[0] if key else utcnow()))  # fmt: skip
-                outcome.changed_profiles.add(profile_id)
-            elif row.profile_id != profile_id:
-                row.profile_id = profile_id
-                session.add(row)
-                outcome.changed_profiles.add(profile_id)
-        for other in sorted(absorbed - set(chosen.values())):
-            _absorb(session, other, profile_id, resolution, anchor)
-            outcome.merges += 1
-            outcome.changed_profiles.add(profile_id)
-        _apply_events(session, profile, [events[e] for e in cluster_events], new_event_ids, outcome)
-        session.add(profile)
-    # Profiles that lost every identifier to other clusters now live on in the cluster holding
-    # what was their earliest identifier.
-    for stale in sorted(previous_profiles - set(chosen.values())):
-        stale_profile = session.get(Profile, stale)
-        if stale_profile is not None and stale_profile.merged_into is None:
-            holder = next((chosen[resolution.cluster_of[i]] for i, ident in sorted(existing.items())
-                           if ident.origin_profile_id == stale and i in resolution.cluster_of), None)  # fmt: skip
-            if holder:
-                _absorb(session, stale, holder, resolution, None)
-                outcome.merges += 1
-    session.flush()
+    resolution = resolve(observations, rules, blocked)
+    del observations
+    outcome = _WriteBack(session, resolution, component, by_key, new_events or {}, dict(errors or {})).run()
+    session.expire_all()  # rows changed under the ORM's feet
     return outcome
+
+
+def _blocked_pairs(connection: Connection, identifiers: set[Identifier]) -> frozenset[frozenset[Identifier]]:
+    if connection.execute(select(BLOCK.c.id).limit(1)).first() is None:  # the usual case: nothing blocked
+        return frozenset()
+    values = {value for _, value in identifiers}
+    columns = select(BLOCK.c.id, BLOCK.c.a_type, BLOCK.c.a_value, BLOCK.c.b_type, BLOCK.c.b_value)
+    rows = {
+        row.id: row
+        for match in (BLOCK.c.a_value, BLOCK.c.b_value)
+        for row in select_in(connection, columns, match, values, pg_type="text")
+    }
+    return frozenset(frozenset({(r.a_type, r.a_value), (r.b_type, r.b_value)}) for r in rows.values())
+
+
+def _parse_time(stored: Any) -> EventKey | None:
+    """A ``trait_times`` entry ``[iso time, message id]`` as an event key (None if unreadable)."""
+    try:
+        return (_aware(datetime.fromisoformat(stored[0])), str(stored[1]))
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+class _WriteBack:
+    """Writes one resolution to the tables: identities, profiles, merges, events, traits, consents."""
+
+    def __init__(
+        self,
+        session: Session,
+        resolution: Resolution,
+        component: _Component,
+        by_key: dict[EventKey, int],
+        new_events: Mapping[int, Any],
+        errors: dict[int, str],
+    ):
+        self.session, self.connection = session, session.connection()
+        self.resolution, self.component, self.by_key = resolution, component, by_key
+        self.new_events, self.errors = new_events, errors
+        self.outcome = Outcome()
+        self.now = utcnow()
+
+    def run(self) -> Outcome:
+        columns = select(IDENTITY.c.type, IDENTITY.c.value, IDENTITY.c.id, IDENTITY.c.profile_id,
+                         IDENTITY.c.origin_profile_id)  # fmt: skip
+        self.existing = {
+            (row.type, row.value): row
+            for row in select_pairs_in(
+                self.connection, columns, IDENTITY.c.type, IDENTITY.c.value, self.resolution.cluster_of
+            )
+        }
+        self.first_seen = self._first_seen()
+        self.chosen = self._choose_profile_ids()
+        previous = {row.profile_id for row in self.existing.values()}
+        self.stored = {
+            row.id: row
+            for row in select_in(
+                self.connection,
+                PROFILE.select(),
+                PROFILE.c.id,
+                set(self.chosen.values()) | previous,
+                pg_type="text",
+            )  # fmt: skip
+        }
+        self.profile_of_event = {
+            self.by_key[observation.event_key]: self.chosen[anchor]
+            for anchor, observations in self.resolution.observations.items()
+            for observation in observations
+        }
+        self._write_identities()
+        self._merge(previous)
+        moved = self._move_events()
+        self._record_consents()
+        self.session.flush()  # the ORM's share (merges, consents) before the bulk writes
+        self._write_profiles(moved)
+        self._write_new_events()
+        return self.outcome
+
+    def _first_seen(self) -> dict[Identifier, EventKey]:
+        first_seen: dict[Identifier, EventKey] = {}
+        for observations in self.resolution.observations.values():
+            for observation in observations:
+                for identifier in observation.identifiers:
+                    if identifier not in first_seen or observation.event_key < first_seen[identifier]:
+                        first_seen[identifier] = observation.event_key
+        return first_seen
+
+    def _choose_profile_ids(self) -> dict[Identifier, str]:
+        """Each cluster's profile id: the origin profile of its earliest identifier that has one."""
+        first_seen, existing = self.first_seen, self.existing
+        taken: set[str] = set()
+        chosen: dict[Identifier, str] = {}
+        for anchor in sorted(self.resolution.clusters, key=lambda a: (first_seen.get(a, ()), a)):
+            members = sorted(self.resolution.clusters[anchor], key=lambda i: (first_seen.get(i, ()), i))
+            profile_id = next(
+                (existing[i].origin_profile_id for i in members
+                 if i in existing and existing[i].origin_profile_id not in taken),
+                None,
+            ) or new_profile_id()  # fmt: skip
+            taken.add(profile_id)
+            chosen[anchor] = profile_id
+        return chosen
+
+    def _write_identities(self) -> None:
+        added, moved = [], []
+        for anchor, profile_id in self.chosen.items():
+            for identifier in self.resolution.clusters[anchor]:
+                row = self.existing.get(identifier)
+                if row is None:
+                    key = self.first_seen.get(identifier)
+                    added.append({"type": identifier[0], "value": identifier[1], "profile_id": profile_id,
+                                  "origin_profile_id": profile_id, "first_seen": key[0] if key else self.now})  # fmt: skip
+                    self.outcome.changed_profiles.add(profile_id)
+                elif row.profile_id != profile_id:
+                    moved.append({"id": row.id, "profile_id": profile_id})
+                    self.outcome.changed_profiles.add(profile_id)
+        insert_rows(self.connection, IDENTITY, added)
+        update_rows(self.connection, IDENTITY, moved)
+
+    def _merge(self, previous: set[str]) -> None:
+        """Record the merges: profiles whose identifiers now lie in another cluster's profile."""
+        chosen_ids = set(self.chosen.values())
+        for anchor, profile_id in self.chosen.items():
+            cluster = self.resolution.clusters[anchor]
+            absorbed = {self.existing[i].profile_id for i in cluster if i in self.existing} - {profile_id}
+            for other in sorted(absorbed - chosen_ids):
+                _absorb(self.session, other, profile_id, self.resolution, anchor)
+                self.outcome.merges += 1
+                self.outcome.changed_profiles.add(profile_id)
+        # Profiles that lost every identifier to other clusters now live on in the cluster holding
+        # what was their earliest identifier.
+        for stale in sorted(previous - chosen_ids):
+            stored = self.stored.get(stale)
+            if stored is not None and stored.merged_into is None:
+                holder = next((self.chosen[self.resolution.cluster_of[i]] for i, row in sorted(self.existing.items())
+                               if row.origin_profile_id == stale and i in self.resolution.cluster_of), None)  # fmt: skip
+                if holder:
+                    _absorb(self.session, stale, holder, self.resolution, None)
+                    self.outcome.merges += 1
+
+    def _move_events(self) -> set[str]:
+        """Give already processed events their (new) profile; returns the profiles that gained or lost."""
+        moved, touched = [], set()
+        for event_id, profile_id in self.profile_of_event.items():
+            before = self.component.profile_of[event_id]
+            if event_id not in self.new_events and before != profile_id:
+                moved.append({"id": event_id, "profile_id": profile_id})
+                touched |= {profile_id, before} - {None}
+        update_rows(self.connection, EVENT, moved)
+        if moved:
+            profile_of = {row["id"]: row["profile_id"] for row in moved}
+            changes = self.session.exec(
+                select(consent.ConsentChange).where(col(consent.ConsentChange.event_id).in_(list(profile_of)))
+            )
+            previous = set()
+            for change in changes:
+                previous.add(change.profile_id)
+                change.profile_id = profile_of[change.event_id]
+                self.session.add(change)
+            self.session.flush()
+            consent.rebuild(self.session, sorted(previous | set(profile_of.values())))
+        return {profile_id for profile_id in touched if profile_id is not None}
+
+    def _record_consents(self) -> None:
+        """Record the consent statements of new identify events, oldest first."""
+        with_consent = sorted(
+            (self.component.key[event_id], event_id)
+            for event_id, row in self.new_events.items()
+            if row.type in TRAIT_EVENT_TYPES and isinstance(row.traits, dict) and "consent" in row.traits
+        )
+        for key, event_id in with_consent:
+            try:
+                statements = consent.statements_from_trait(self.new_events[event_id].traits["consent"])
+            except ValueError as exc:
+                self.errors[event_id] = "; ".join(
+                    filter(None, [self.errors.get(event_id), f"consent: {exc}"])
+                )
+                continue
+            profile_id = self.profile_of_event[event_id]
+            for statement in statements:
+                consent.record(
+                    self.session, profile_id, statement, source="identify", at=key[0], event_id=event_id
+                )
+
+    def _write_profiles(self, moved: set[str]) -> None:
+        """Insert new profiles; update traits (last write wins), seen times and names of the others.
+
+        A profile whose events only grew gets the new events' traits over its stored ones; one
+        that gained or lost older events, or comes back from a merge, is recomputed from all its
+        events.
+        """
+        stored = self.stored
+        recompute = {
+            profile_id for profile_id in self.chosen.values()
+            if profile_id not in stored or stored[profile_id].merged_into or profile_id in moved
+        }  # fmt: skip
+        older = [
+            event_id
+            for event_id, profile_id in self.profile_of_event.items()
+            if profile_id in recompute
+            and event_id not in self.new_events
+            and self.component.type_of[event_id] in TRAIT_EVENT_TYPES
+        ]
+        trait_rows: dict[int, Any] = dict(self.new_events)
+        query = select(EVENT.c.id, EVENT.c.type, EVENT.c.traits)
+        trait_rows.update(
+            (row.id, row) for row in select_in(self.connection, query, EVENT.c.id, older, pg_type="bigint")
+        )
+        inserts, updates = [], []
+        for anchor, profile_id in self.chosen.items():
+            row = stored.get(profile_id)
+            fresh = profile_id in recompute
+            traits: dict[str, Any] = {} if fresh else dict(row.traits)
+            times: dict[str, Any] = {} if fresh else dict(row.trait_times)
+            observations = self.resolution.observations.get(anchor, ())
+            for observation in observations:
+                event_id = self.by_key[observation.event_key]
+                if event_id not in trait_rows:
+                    continue
+                for name, value in trait_updates(trait_rows[event_id]).items():
+                    if not fresh and name in times:
+                        kept = _parse_time(times[name])
+                        if kept is not None and kept > observation.event_key:
+                            continue
+                    traits[name] = value
+                    times[name] = [observation.event_key[0].isoformat(), observation.event_key[1]]
+            values = {
+                "traits": traits,
+                "trait_times": times,
+                "display_name": display_name(traits, sorted(self.resolution.clusters[anchor])),
+                "first_seen": observations[0].event_key[0] if observations else None,
+                "last_seen": observations[-1].event_key[0] if observations else None,
+                "merged_into": None,
+            }
+            if row is None:
+                inserts.append({"id": profile_id, "created_at": self.now, "updated_at": self.now, **values})
+            elif any(getattr(row, name) != value for name, value in values.items()):
+                updates.append({"id": profile_id, "updated_at": self.now, **values})
+            else:
+                continue
+            self.outcome.changed_profiles.add(profile_id)
+        insert_rows(self.connection, PROFILE, inserts)
+        update_rows(self.connection, PROFILE, updates)
+
+    def _write_new_events(self) -> None:
+        rows = [
+            {"id": event_id, "profile_id": self.profile_of_event[event_id], "status": EventStatus.processed,
+             "error": self.errors.get(event_id)}
+            for event_id in self.new_events
+        ]  # fmt: skip
+        update_rows(self.connection, EVENT, rows)
 
 
 def _absorb(
@@ -293,59 +467,6 @@ def _absorb(
         session.add(row)
     session.flush()
     consent.rebuild(session, [absorbed_id, survivor_id])
-
-
-def _apply_events(
-    session: Session, profile: Profile, cluster_events: list[Event], new_event_ids: set[int], outcome: Outcome
-) -> None:
-    """Assign the cluster's events to the profile; recompute traits, seen times and consents."""
-    ordered = sorted(cluster_events, key=lambda e: (_aware(e.timestamp), e.message_id))
-    traits: dict[str, Any] = {}
-    times: dict[str, Any] = {}
-    moved_consents: list[int] = []
-    for event in ordered:
-        assert event.id is not None
-        if event.profile_id != profile.id:
-            event.profile_id = profile.id
-            session.add(event)
-            moved_consents.append(event.id)
-        for key, value in trait_updates(event).items():
-            traits[key] = value
-            times[key] = [_aware(event.timestamp).isoformat(), event.message_id]
-        if event.id in new_event_ids and isinstance(event.traits, dict) and "consent" in event.traits:
-            try:
-                statements = consent.statements_from_trait(event.traits["consent"])
-            except ValueError as exc:
-                event.error = "; ".join(filter(None, [event.error, f"consent: {exc}"]))
-                session.add(event)
-                statements = []
-            for statement in statements:
-                consent.record(session, profile.id, statement, source="identify", at=_aware(event.timestamp),
-                               event_id=event.id)  # fmt: skip
-    if moved_consents:
-        rows = session.exec(
-            select(consent.ConsentChange).where(col(consent.ConsentChange.event_id).in_(moved_consents))
-        )
-        previous = set()
-        for row in rows:
-            previous.add(row.profile_id)
-            row.profile_id = profile.id
-            session.add(row)
-        session.flush()
-        consent.rebuild(session, sorted(previous | {profile.id}))
-    first: datetime | None = _aware(ordered[0].timestamp) if ordered else None
-    last: datetime | None = _aware(ordered[-1].timestamp) if ordered else None
-    identifiers = [
-        (i.type, i.value) for i in session.exec(select(Identity).where(Identity.profile_id == profile.id))
-    ]
-    name = display_name(traits, sorted(identifiers))
-    if (profile.traits, profile.trait_times, profile.first_seen, profile.last_seen, profile.display_name) != (
-        traits, times, first, last, name,
-    ):  # fmt: skip
-        profile.traits, profile.trait_times, profile.display_name = traits, times, name
-        profile.first_seen, profile.last_seen = first, last
-        profile.updated_at = utcnow()
-        outcome.changed_profiles.add(profile.id)
 
 
 def undo_merge(session: Session, merge_id: int, actor: str, rules: Rules) -> MergeRecord:

@@ -166,3 +166,21 @@ def test_the_cli_lists_it_enabled_for_the_tenant(setup: Setup) -> None:
         assert listed[PLUGIN]["enabled"] is enabled
         assert listed[PLUGIN]["distribution"] == "tessera-sample-channel"
         assert listed[PLUGIN]["channels"] == [PLUGIN]
+
+
+def test_processing_events_tells_the_enabling_tenants_plugin_which_profiles_changed(setup: Setup) -> None:
+    from sqlmodel import Session
+
+    from core.db.engines import tenant_engine
+    from core.ingest.service import accept
+    from core.profiles.jobs import process_events
+
+    event = {"type": "identify", "userId": "u-ada", "traits": {"email": "ada@example.com", "name": "Ada"}}
+    for slug in (A, B):
+        with control_session() as control:
+            database = get_tenant(control, slug).database
+        with Session(tenant_engine(database)) as session:
+            assert accept(session, slug, [event]).accepted == 1
+        process_events(slug, {})
+    [(tenant, profile_id, changed)] = setup.module.PROFILE_CHANGES
+    assert (tenant, changed) == (A, ["profile"]) and profile_id.startswith("p_")

@@ -34,8 +34,10 @@ def histories(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[int], list[in
     """Events (each with a user id or an anonymous id), an arrival order, and where processing runs."""
     events = []
     for n in range(draw(st.integers(1, 12))):
-        user, device, email = draw(st.sampled_from(USERS)), draw(st.sampled_from(DEVICES)), draw(
-            st.sampled_from(EMAILS)
+        user, device, email = (
+            draw(st.sampled_from(USERS)),
+            draw(st.sampled_from(DEVICES)),
+            draw(st.sampled_from(EMAILS)),
         )
         if user is None and device is None:  # Segment asks for one of the two
             device = "a1"
@@ -113,7 +115,8 @@ def test_stored_profiles_match_the_graph_whatever_the_arrival(installation, hist
         profiles = session.exec(select(Profile).where(Profile.merged_into == None)).all()  # noqa: E711
         identities = session.exec(select(Identity)).all()
         stored = {
-            frozenset((i.type, i.value) for i in identities if i.profile_id == profile.id) for profile in profiles
+            frozenset((i.type, i.value) for i in identities if i.profile_id == profile.id)
+            for profile in profiles
         }
         assert stored == partition
         profile_of = {(i.type, i.value): i.profile_id for i in identities}

@@ -1,0 +1,156 @@
+"""Set-based writes and lookups for the hot paths: many rows per statement, on both databases.
+
+Row-by-row ORM writes cost a round trip and Python bookkeeping per row; processing thousands of
+events a second needs one statement per table instead. On PostgreSQL rows go in with ``COPY`` and
+are updated or looked up through ``unnest`` of typed arrays (one parameter per column, however
+many rows); on SQLite, which runs in-process, ``executemany`` and chunked ``IN`` lists are as good.
+
+Every function works inside the caller's transaction (a SQLAlchemy :class:`Connection`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Enum, Select, Table, bindparam, select, text, tuple_
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import ColumnElement
+
+from core.db.engines import json_dumps
+
+SQLITE_CHUNK = 400  # below SQLite's limit of bound variables per statement, even for pairs
+_PG = postgresql.dialect()
+
+
+def is_postgres(connection: Connection) -> bool:
+    """True on PostgreSQL, False on SQLite."""
+    return connection.dialect.name == "postgresql"
+
+
+def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """``values`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _pg_type(table: Table, name: str) -> str:
+    column = table.c[name]
+    return "json" if isinstance(column.type, JSON) else str(column.type.compile(dialect=_PG))
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json_dumps(value)
+
+
+def _enum_text(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _converter(table: Table, name: str) -> Callable[[Any], Any] | None:
+    """How a Python value of the column goes to PostgreSQL as-is (None: no conversion needed)."""
+    kind = table.c[name].type
+    if isinstance(kind, JSON):
+        return _json_text
+    if isinstance(kind, Enum):
+        return _enum_text
+    return None
+
+
+def _values(table: Table, name: str, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    convert = _converter(table, name)
+    return [row[name] for row in rows] if convert is None else [convert(row[name]) for row in rows]
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table``: COPY on PostgreSQL."""
+    if not rows:
+        return
+    names = list(rows[0])
+    if not is_postgres(connection):
+        connection.execute(table.insert(), list(rows))
+        return
+    columns = ", ".join(f'"{name}"' for name in names)
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
+            for values in zip(*(_values(table, name, rows) for name in names), strict=True):
+                copy.write_row(values)
+    finally:
+        cursor.close()
+
+
+def update_rows(
+    connection: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str = "id"
+) -> None:
+    """Set the other columns of each row where ``key`` matches: one statement on PostgreSQL."""
+    if not rows:
+        return
+    names = [name for name in rows[0] if name != key]
+    if not is_postgres(connection):
+        statement = (
+            table.update()
+            .where(table.c[key] == bindparam("_key"))
+            .values({name: bindparam(name) for name in names})
+        )
+        connection.execute(statement, [{**row, "_key": row[key]} for row in rows])
+        return
+    every = [key, *names]
+    arrays = ", ".join(f"CAST(:c{i} AS {_pg_type(table, name)}[])" for i, name in enumerate(every))
+    assignments = ", ".join(f'"{name}" = v."{name}"' for name in names)
+    aliases = ", ".join(f'"{name}"' for name in every)
+    statement = text(
+        f'UPDATE "{table.name}" SET {assignments} FROM unnest({arrays}) AS v({aliases}) '
+        f'WHERE "{table.name}"."{key}" = v."{key}"'
+    )
+    connection.execute(statement, {f"c{i}": _values(table, name, rows) for i, name in enumerate(every)})
+
+
+def select_in(
+    connection: Connection,
+    statement: Select[Any],
+    match: ColumnElement[Any],
+    values: Iterable[Any],
+    *,
+    pg_type: str,
+) -> Iterator[Any]:
+    """The rows of ``statement`` where ``match`` is one of ``values`` (``pg_type``: their SQL type)."""
+    listed = list(dict.fromkeys(values))
+    if not listed:
+        return
+    if is_postgres(connection):
+        condition = match == text(f"ANY(CAST(:values AS {pg_type}[]))")
+        yield from connection.execute(statement.where(condition), {"values": listed})
+        return
+    for chunk in chunks(listed, SQLITE_CHUNK):
+        yield from connection.execute(statement.where(match.in_(chunk)))
+
+
+def select_pairs_in(
+    connection: Connection,
+    statement: Select[Any],
+    first: ColumnElement[Any],
+    second: ColumnElement[Any],
+    pairs: Iterable[tuple[str, str]],
+) -> Iterator[Any]:
+    """The rows of ``statement`` where ``(first, second)`` is one of ``pairs`` (pairs of text)."""
+    listed = list(dict.fromkeys(pairs))
+    if not listed:
+        return
+    if is_postgres(connection):
+        wanted = select(text("a"), text("b")).select_from(
+            text("unnest(CAST(:firsts AS text[]), CAST(:seconds AS text[])) AS wanted(a, b)")
+        )
+        condition = tuple_(first, second).in_(wanted)
+        params = {"firsts": [a for a, _ in listed], "seconds": [b for _, b in listed]}
+        yield from connection.execute(statement.where(condition), params)
+        return
+    # SQLite scans the whole table for a row-value IN list: ask per first value instead, which
+    # an index on (first, second) answers.
+    by_first: dict[str, list[str]] = {}
+    for a, b in listed:
+        by_first.setdefault(a, []).append(b)
+    for a, seconds in by_first.items():
+        for chunk in chunks(seconds, SQLITE_CHUNK):
+            yield from connection.execute(statement.where(first == a, second.in_(chunk)))
