@@ -79,11 +79,26 @@ def reload_app() -> Any:
     return app
 
 
-def run_server(host: str, port: int, reload: bool = False) -> None:
-    """Serve the web app with uvicorn until stopped (databases must be migrated already)."""
+def run_server(host: str, port: int, reload: bool = False, workers: int = 1) -> None:
+    """Serve the web app with uvicorn until stopped (databases must be migrated already).
+
+    ``workers`` > 1 runs that many server processes on the port (PostgreSQL + Redis only).
+    """
     import uvicorn
 
     url = f"http://{host}:{port}"
+    if workers > 1:
+        settings = get_settings()
+        if not (settings.uses_postgres and settings.uses_redis):
+            raise typer.BadParameter(
+                "several server processes need PostgreSQL and Redis: SQLite takes one writer at a time "
+                "and the embedded queue lives in one process",
+                param_hint="--workers",
+            )
+        log.info("Tessera serving on %s with %d processes", url, workers)
+        uvicorn.run("web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    **_uvicorn_logging())  # fmt: skip
+        return
     if reload:
         root = Path(__file__).resolve().parents[2]
         dirs = [str(root / d) for d in ("core", "web", "plugins") if (root / d).is_dir()]
@@ -111,12 +126,20 @@ def serve(
     reload: Annotated[
         bool, typer.Option("--reload/--no-reload", help="Restart on code changes (dev).")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Server processes (PostgreSQL + Redis only; one CPU core each)."
+        ),
+    ] = 1,
 ) -> None:
     """Migrate, then serve the web UI and API (with an in-process worker unless Redis is set)."""
     from core.bootstrap import migrate_all
 
+    if workers > 1 and reload:
+        raise typer.BadParameter("--reload runs one process", param_hint="--workers")
     migrate_all()
-    run_server(host, port, reload)
+    run_server(host, port, reload, workers)
 
 
 # --- worker ------------------------------------------------------------------------------------

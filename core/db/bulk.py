@@ -89,22 +89,19 @@ def update_rows(
         return
     names = [name for name in rows[0] if name != key]
     if not is_postgres(connection):
-        statement = (
-            table.update()
-            .where(table.c[key] == bindparam("_key"))
-            .values({name: bindparam(name) for name in names})
-        )
+        by_key = table.update().where(table.c[key] == bindparam("_key"))
+        statement = by_key.values({name: bindparam(name) for name in names})
         connection.execute(statement, [{**row, "_key": row[key]} for row in rows])
         return
     every = [key, *names]
     arrays = ", ".join(f"CAST(:c{i} AS {_pg_type(table, name)}[])" for i, name in enumerate(every))
     assignments = ", ".join(f'"{name}" = v."{name}"' for name in names)
     aliases = ", ".join(f'"{name}"' for name in every)
-    statement = text(
+    from_arrays = text(
         f'UPDATE "{table.name}" SET {assignments} FROM unnest({arrays}) AS v({aliases}) '
         f'WHERE "{table.name}"."{key}" = v."{key}"'
     )
-    connection.execute(statement, {f"c{i}": _values(table, name, rows) for i, name in enumerate(every)})
+    connection.execute(from_arrays, {f"c{i}": _values(table, name, rows) for i, name in enumerate(every)})
 
 
 def select_in(

@@ -3,9 +3,10 @@
 :func:`accept` is what every source calls (the HTTP API, CSV imports, ...). It never raises for a
 bad event: each one is reported as ``{"index", "reason"}`` and the others are kept. Storing is one
 bulk ``INSERT ... ON CONFLICT (message_id) DO NOTHING``, so a resent message (same ``messageId``)
-is stored once and counted as a duplicate. When anything new was stored, one
-``core.process_events`` job joins the same transaction; the commit happens before
-:func:`accept` returns, so an event is durable before the caller answers 200.
+is stored once and counted as a duplicate. When anything new was stored, the same transaction
+makes sure a ``core.process_events`` job is queued (one for all the requests that arrive while
+it waits or runs); the commit happens before :func:`accept` returns, so an event is durable
+before the caller answers 200.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import TextClause, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
@@ -33,35 +35,16 @@ from core.ingest.schemas import (
     Track,
     parse_event,
 )
-from core.queue.outbox import add_job
+from core.queue.outbox import ensure_job
 
 PROCESS_JOB = "core.process_events"
 EVENT_TABLE = Event.__table__  # type: ignore[attr-defined]
 
-try:  # orjson is optional: faster JSON when installed; both refuse unpaired surrogates on encoding
-    import orjson
 
-    def dumps(value: Any) -> bytes:
-        """Compact UTF-8 JSON (datetimes as ISO-8601)."""
-        return orjson.dumps(value)
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON (datetimes as ISO-8601); refuses unpaired surrogates and huge integers."""
+    return orjson.dumps(value)
 
-    _ENCODE_ERRORS: tuple[type[Exception], ...] = (orjson.JSONEncodeError,)
-
-except ImportError:  # pragma: no cover - depends on the environment
-    import json
-
-    def _iso(value: Any) -> str:
-        if isinstance(value, datetime):
-            return value.isoformat()
-        raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-    _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_iso)
-
-    def dumps(value: Any) -> bytes:
-        """Compact UTF-8 JSON (datetimes as ISO-8601)."""
-        return _encoder.encode(value).encode()
-
-    _ENCODE_ERRORS = (UnicodeEncodeError, TypeError, ValueError)
 
 # A NUL character, as JSON writes it: an even number of backslashes (none, or escaped ones) before.
 _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -74,7 +57,7 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
-    job_id: int | None = None
+    job_id: int | None = None  # the processing job this request added (None: one was already queued)
 
     @property
     def stored(self) -> bool:
@@ -194,7 +177,7 @@ def validate(
 def _json(value: Any) -> bytes:
     try:
         return dumps(value)
-    except _ENCODE_ERRORS as exc:  # unpaired surrogates; with orjson also integers beyond 64 bits
+    except orjson.JSONEncodeError as exc:  # unpaired surrogates; with orjson also integers beyond 64 bits
         raise InvalidEvent(f"the event cannot be stored as JSON: {exc}") from None
 
 
@@ -250,7 +233,7 @@ def store(session: Session, tenant_slug: str, prepared: Prepared) -> IngestResul
     result.accepted = len(inserted)
     result.duplicates += len(unique) - result.accepted
     if result.accepted:
-        result.job_id = add_job(session, tenant_slug, PROCESS_JOB, {}).id
+        result.job_id = ensure_job(session, tenant_slug, PROCESS_JOB)
     return result
 
 

@@ -9,8 +9,9 @@ from sqlmodel import Session
 
 from core.db.engines import control_session, tenant_engine
 from core.plugins import get_host
-from core.profiles.resolution import ingest_pending
+from core.profiles.resolution import has_pending_events, ingest_pending
 from core.profiles.snapshots import snapshot
+from core.queue.outbox import release_coalesced
 from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.tenants import get_tenant
 
@@ -42,8 +43,16 @@ def process_events(tenant_slug: str, payload: dict[str, Any]) -> None:
             session.commit()
         if hooks.on_profile_changed.get_hookimpls():  # snapshots cost queries: only for listeners
             _tell_plugins(hooks, tenant_slug, engine, sorted(outcome.changed_profiles))
-        if handled < batch:
+        if handled < batch and not _more_to_do(engine):
             return
+
+
+def _more_to_do(engine: Any) -> bool:
+    """Whether events arrived meanwhile; if none, the job ends and the next ingest queues another."""
+    with Session(engine) as session:
+        more = release_coalesced(session, PROCESS_EVENTS, lambda: has_pending_events(session))
+        session.commit()
+    return more
 
 
 def _tell_plugins(hooks: Any, tenant_slug: str, engine: Any, profile_ids: list[str]) -> None:

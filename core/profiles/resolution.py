@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlmodel import Session, col, select
 
 from core.consent import service as consent
 from core.db.base import utcnow
 from core.db.bulk import insert_rows, select_in, select_pairs_in, update_rows
+from core.db.locks import transaction_lock
 from core.identity.graph import Identifier, Observation, Resolution, Rules, resolve
 from core.ingest.models import Event, EventStatus
 from core.plugin_api import IdentifierType
@@ -49,12 +51,13 @@ def new_profile_id() -> str:
 
 def lock_tenant_processing(session: Session) -> None:
     """Serialize event processing within one tenant database (the caller's transaction holds it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("SELECT pg_advisory_xact_lock(hashtext('tessera.process_events'))"))  # type: ignore[call-overload]
-    else:
-        dbapi = session.connection().connection.dbapi_connection
-        if dbapi is not None and not dbapi.in_transaction:
-            dbapi.execute("BEGIN IMMEDIATE")
+    transaction_lock(session, "tessera.process_events")
+
+
+def has_pending_events(session: Session) -> bool:
+    """Whether any event waits to be processed."""
+    query = sa.select(EVENT.c.id).where(EVENT.c.status == EventStatus.pending).limit(1)
+    return session.connection().execute(query).first() is not None
 
 
 @dataclass
@@ -74,7 +77,7 @@ def ingest_pending(
     columns = [EVENT.c[name] for name in ("id", "type", "user_id", "anonymous_id", "previous_id", "traits")]
     columns.append(EVENT.c.context["traits"].label("context_traits"))  # not the whole context: it is big
     pending = connection.execute(
-        select(*columns).where(EVENT.c.status == EventStatus.pending).order_by(EVENT.c.id).limit(limit)
+        sa.select(*columns).where(EVENT.c.status == EventStatus.pending).order_by(EVENT.c.id).limit(limit)
     ).all()
     seeds: set[Identifier] = set()
     new_events: dict[int, Any] = {}
@@ -120,13 +123,13 @@ def _load_component(connection: Connection, seeds: set[Identifier]) -> _Componen
     seen: set[Identifier] = set(seeds)
     frontier = list(seeds)
     links = EVENT_IDENTITY.c
-    rows_of = select(links.event_id, links.type, links.value, EVENT.c.timestamp, EVENT.c.message_id,
+    rows_of = sa.select(links.event_id, links.type, links.value, EVENT.c.timestamp, EVENT.c.message_id,
                      EVENT.c.profile_id, EVENT.c.type).join(EVENT, EVENT.c.id == links.event_id)  # fmt: skip
     while frontier:
         touching = {
             event_id
             for (event_id,) in select_pairs_in(
-                connection, select(links.event_id), links.type, links.value, frontier
+                connection, sa.select(links.event_id), links.type, links.value, frontier
             )
             if event_id not in component.key
         }
@@ -184,10 +187,10 @@ def resolve_component(
 
 
 def _blocked_pairs(connection: Connection, identifiers: set[Identifier]) -> frozenset[frozenset[Identifier]]:
-    if connection.execute(select(BLOCK.c.id).limit(1)).first() is None:  # the usual case: nothing blocked
+    if connection.execute(sa.select(BLOCK.c.id).limit(1)).first() is None:  # the usual case: nothing blocked
         return frozenset()
     values = {value for _, value in identifiers}
-    columns = select(BLOCK.c.id, BLOCK.c.a_type, BLOCK.c.a_value, BLOCK.c.b_type, BLOCK.c.b_value)
+    columns = sa.select(BLOCK.c.id, BLOCK.c.a_type, BLOCK.c.a_value, BLOCK.c.b_type, BLOCK.c.b_value)
     rows = {
         row.id: row
         for match in (BLOCK.c.a_value, BLOCK.c.b_value)
@@ -223,7 +226,7 @@ class _WriteBack:
         self.now = utcnow()
 
     def run(self) -> Outcome:
-        columns = select(IDENTITY.c.type, IDENTITY.c.value, IDENTITY.c.id, IDENTITY.c.profile_id,
+        columns = sa.select(IDENTITY.c.type, IDENTITY.c.value, IDENTITY.c.id, IDENTITY.c.profile_id,
                          IDENTITY.c.origin_profile_id)  # fmt: skip
         self.existing = {
             (row.type, row.value): row
@@ -322,7 +325,8 @@ class _WriteBack:
 
     def _move_events(self) -> set[str]:
         """Give already processed events their (new) profile; returns the profiles that gained or lost."""
-        moved, touched = [], set()
+        moved: list[dict[str, Any]] = []
+        touched: set[str | None] = set()
         for event_id, profile_id in self.profile_of_event.items():
             before = self.component.profile_of[event_id]
             if event_id not in self.new_events and before != profile_id:
@@ -330,14 +334,14 @@ class _WriteBack:
                 touched |= {profile_id, before} - {None}
         update_rows(self.connection, EVENT, moved)
         if moved:
-            profile_of = {row["id"]: row["profile_id"] for row in moved}
+            profile_of: dict[int, str] = {row["id"]: row["profile_id"] for row in moved}
             changes = self.session.exec(
                 select(consent.ConsentChange).where(col(consent.ConsentChange.event_id).in_(list(profile_of)))
             )
             previous = set()
             for change in changes:
                 previous.add(change.profile_id)
-                change.profile_id = profile_of[change.event_id]
+                change.profile_id = profile_of[change.event_id or 0]
                 self.session.add(change)
             self.session.flush()
             consent.rebuild(self.session, sorted(previous | set(profile_of.values())))
@@ -384,7 +388,7 @@ class _WriteBack:
             and self.component.type_of[event_id] in TRAIT_EVENT_TYPES
         ]
         trait_rows: dict[int, Any] = dict(self.new_events)
-        query = select(EVENT.c.id, EVENT.c.type, EVENT.c.traits)
+        query = sa.select(EVENT.c.id, EVENT.c.type, EVENT.c.traits)
         trait_rows.update(
             (row.id, row) for row in select_in(self.connection, query, EVENT.c.id, older, pg_type="bigint")
         )
@@ -392,8 +396,8 @@ class _WriteBack:
         for anchor, profile_id in self.chosen.items():
             row = stored.get(profile_id)
             fresh = profile_id in recompute
-            traits: dict[str, Any] = {} if fresh else dict(row.traits)
-            times: dict[str, Any] = {} if fresh else dict(row.trait_times)
+            traits: dict[str, Any] = {} if fresh or row is None else dict(row.traits)
+            times: dict[str, Any] = {} if fresh or row is None else dict(row.trait_times)
             observations = self.resolution.observations.get(anchor, ())
             for observation in observations:
                 event_id = self.by_key[observation.event_key]

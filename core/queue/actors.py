@@ -18,7 +18,7 @@ from core.plugin_api import DeliveryError
 from core.plugins import get_host
 from core.queue.broker import setup_broker
 from core.queue.models import Job, JobStatus
-from core.queue.outbox import backoff
+from core.queue.outbox import COALESCE_PREFIX, backoff
 from core.settings import get_settings
 from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.tenants import get_tenant
@@ -92,6 +92,11 @@ def _lease_kept(database: str, job_id: int) -> Iterator[None]:
         keeper.join()
 
 
+def _released(key: str | None) -> str | None:
+    """A finished job keeps its idempotency key, but frees a coalescing one for the next writer."""
+    return None if key and key.startswith(COALESCE_PREFIX) else key
+
+
 def execute_job(tenant_slug: str, job_id: int) -> JobStatus | None:
     """Claim and run a job; returns its new status, or None when there was nothing to do."""
     with engines.control_session() as control:
@@ -122,6 +127,7 @@ def execute_job(tenant_slug: str, job_id: int) -> JobStatus | None:
             else:
                 job.status = JobStatus.failed
                 job.finished_at = utcnow()
+                job.idempotency_key = _released(job.idempotency_key)
                 log.error("job %s/%s failed for good: %s", tenant_slug, job_id, exc)
             session.add(job)
             session.commit()
@@ -130,6 +136,7 @@ def execute_job(tenant_slug: str, job_id: int) -> JobStatus | None:
             return job.status
         job.status = JobStatus.done
         job.finished_at = utcnow()
+        job.idempotency_key = _released(job.idempotency_key)
         job.lease_until = None
         session.add(job)
         session.commit()

@@ -7,18 +7,23 @@ the sweeper re-sends whatever is due and has not run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, func
+from sqlalchemy import event, func, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.db.base import utcnow
 from core.db.engines import tenant_engine
+from core.db.locks import transaction_lock
 from core.queue.models import Job, JobStatus
 
 _PENDING_KEY = "tessera_jobs_to_send"
+COALESCE_PREFIX = "coalesce:"
+JOB_TABLE = Job.__table__  # type: ignore[attr-defined]
 
 
 def add_job(
@@ -53,11 +58,55 @@ def add_job(
     except IntegrityError:
         # A concurrent writer stored the same key first: that job is the one.
         return session.exec(select(Job).where(Job.idempotency_key == idempotency_key)).one()
+    _send_on_commit(session, tenant, job)
+    return job
+
+
+def ensure_job(session: Session, tenant: str, kind: str) -> int | None:
+    """See that one job of ``kind`` runs after this transaction: many writers, one queued job.
+
+    Adds the job unless one is already queued or running, which will see this transaction's
+    writes (see :func:`release_coalesced`); returns the new job's id, or None.
+    """
+    key = COALESCE_PREFIX + kind
+    transaction_lock(session, key, shared=True)
+    now = utcnow()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(JOB_TABLE)
+        .values(kind=kind, payload={}, status=JobStatus.pending, idempotency_key=key, due_at=now,
+                attempts=0, max_attempts=8, enqueued_at=now, created_at=now)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(JOB_TABLE.c.id)
+    )  # fmt: skip
+    job_id = session.connection().execute(statement).scalar()
+    if job_id is not None:
+        _send_on_commit(session, tenant, Job(id=job_id, kind=kind, due_at=now))
+    return job_id
+
+
+def release_coalesced(session: Session, kind: str, has_work: Callable[[], bool]) -> bool:
+    """End a job added by :func:`ensure_job` unless ``has_work()``; returns what it answered.
+
+    ``has_work`` is asked under an exclusive lock that waits for every writer that found the job
+    queued to commit, so nothing they wrote is missed; with no work left, the job's key is freed
+    and the next writer adds a new job. The caller commits.
+    """
+    key = COALESCE_PREFIX + kind
+    transaction_lock(session, key)
+    if has_work():
+        return True
+    session.connection().execute(
+        update(JOB_TABLE).where(col(Job.idempotency_key) == key).values(idempotency_key=None)
+    )
+    return False
+
+
+def _send_on_commit(session: Session, tenant: str, job: Job) -> None:
     session.info.setdefault(_PENDING_KEY, []).append((tenant, job))
     if not event.contains(session, "after_commit", _send_after_commit):
         event.listen(session, "after_commit", _send_after_commit)
         event.listen(session, "after_rollback", _forget_after_rollback)
-    return job
 
 
 def _send_after_commit(session: Session) -> None:

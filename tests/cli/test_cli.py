@@ -345,6 +345,14 @@ def test_serve_runs_uvicorn_with_an_in_process_worker(fake_worker, monkeypatch):
     assert fake_worker[0].events == ["start", "stop"]
 
 
+def test_serve_refuses_several_processes_on_the_embedded_default(fake_worker, monkeypatch):
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("must not serve"))
+    result = invoke("serve", "--workers", "2")
+    assert result.exit_code != 0
+    assert "need PostgreSQL and Redis" in " ".join(result.output.replace("│", " ").split())
+    assert fake_worker == []
+
+
 def test_worker_runs_in_process_until_sigterm(fake_worker):
     def terminate():
         # Signal even if the worker has not started yet: the assertions then fail instead of hanging.

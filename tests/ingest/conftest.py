@@ -35,7 +35,7 @@ def stored(tenant: NewTenant) -> list[Event]:
 def jobs(tenant: NewTenant, kind: str = "core.process_events") -> list[Job]:
     """The tenant's outbox jobs of one kind."""
     with Session(engines.tenant_engine(tenant.tenant.database)) as session:
-        return list(session.exec(select(Job).where(Job.kind == kind)))
+        return list(session.exec(select(Job).where(Job.kind == kind).order_by(col(Job.id))))
 
 
 @dataclass

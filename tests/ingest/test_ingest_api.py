@@ -78,11 +78,26 @@ def test_the_write_key_may_come_in_the_body(ingest) -> None:
     assert len(stored(ingest.tenant)) == 1
 
 
-def test_an_accepted_request_adds_one_processing_job(ingest) -> None:
+def test_requests_arriving_while_processing_waits_share_one_job(ingest) -> None:
     assert ingest.post("/v1/batch", batch_of(track(), track(), track())).status_code == 200
     assert ingest.post("/v1/track", track()).status_code == 200
-    assert len(jobs(ingest.tenant)) == 2
-    assert all(job.payload == {} for job in jobs(ingest.tenant))
+    [job] = jobs(ingest.tenant)
+    assert (job.kind, job.payload, job.status) == ("core.process_events", {}, "pending")
+
+
+def test_once_processing_has_run_the_next_request_queues_a_new_job(ingest) -> None:
+    from core.queue.actors import execute_job
+
+    assert ingest.post("/v1/track", track(event="First")).status_code == 200
+    [first] = jobs(ingest.tenant)
+    assert execute_job("acme", first.id) == "done"
+    assert {event.status for event in stored(ingest.tenant)} == {"processed"}
+
+    assert ingest.post("/v1/track", track(event="Second")).status_code == 200
+    assert [(job.id, job.status) for job in jobs(ingest.tenant)] == [
+        (first.id, "done"),
+        (first.id + 1, "pending"),
+    ]
 
 
 # --- idempotency ------------------------------------------------------------------------------
@@ -95,7 +110,7 @@ def test_the_same_message_id_is_stored_once(ingest) -> None:
 
     assert answer.json() == {"success": True, "accepted": 1, "duplicates": 1, "rejected": []}
     assert [event.message_id for event in stored(ingest.tenant)] == ["dup-1", "new-1"]
-    assert len(jobs(ingest.tenant)) == 2  # nothing new, no job
+    assert len(jobs(ingest.tenant)) == 1  # the first request's job, still waiting, covers them all
 
 
 def test_a_message_id_repeated_inside_a_batch_is_stored_once(ingest) -> None:
@@ -317,4 +332,4 @@ def test_a_write_key_stores_in_its_own_tenant_only(installation, ingest) -> None
     assert [answer.status_code for answer in answers] == [200, 200, 200]
     assert [event.event for event in stored(ingest.tenant)] == ["For acme"]
     assert [event.event for event in stored(globex)] == ["For globex", "Batch for globex"]
-    assert len(jobs(ingest.tenant)) == 1 and len(jobs(globex)) == 2
+    assert len(jobs(ingest.tenant)) == 1 and len(jobs(globex)) == 1

@@ -7,6 +7,7 @@ messages it expects, so "nothing was sent" is checked, not assumed. Jobs are run
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from core.plugins import get_host
 from core.queue import actors
 from core.queue.broker import setup_broker
 from core.queue.models import Job, JobStatus
-from core.queue.outbox import add_job, job_counts
+from core.queue.outbox import add_job, ensure_job, job_counts, release_coalesced
 from core.queue.sweeper import sweep_once
 from core.tenancy.plugin_settings import set_enabled
 from core.tenancy.tenants import get_tenant
@@ -329,3 +330,67 @@ def test_a_job_running_longer_than_its_lease_keeps_it_and_runs_once(outbox: Outb
     assert seen_during_run == [(0, None)]  # nothing re-sent, nothing re-claimed while it ran
     assert outbox.probe.calls == [{"n": 1}]
     assert outbox.job(job.id).attempts == 1
+
+
+# --- coalesced jobs: many writers, one queued job ---------------------------------------------
+BOTH = pytest.mark.parametrize(
+    "outbox", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+def ensure(outbox: Outbox) -> int | None:
+    with outbox.session() as session:
+        job_id = ensure_job(session, TENANT, KIND)
+        session.commit()
+    return job_id
+
+
+def release(outbox: Outbox, work_left: bool) -> bool:
+    with outbox.session() as session:
+        more = release_coalesced(session, KIND, lambda: work_left)
+        session.commit()
+    return more
+
+
+@BOTH
+def test_writers_share_one_job_until_it_releases_with_no_work_left(outbox: Outbox) -> None:
+    first = ensure(outbox)
+    assert first is not None and outbox.sent() == [(actors.QUEUE, (TENANT, first))]
+    assert ensure(outbox) is None and ensure(outbox) is None  # queued already: nothing more
+    assert outbox.sent() == []
+
+    assert release(outbox, work_left=True) is True  # more arrived: the job goes on, still shared
+    assert ensure(outbox) is None
+    assert release(outbox, work_left=False) is False
+
+    second = ensure(outbox)
+    assert second is not None and second != first
+    assert outbox.sent() == [(actors.QUEUE, (TENANT, second))]
+
+
+@BOTH
+def test_a_finished_or_failed_coalesced_job_frees_its_key(outbox: Outbox) -> None:
+    job_id = ensure(outbox)
+    assert run(outbox.job(job_id)) == JobStatus.done  # its handler never released: the runner does
+    assert outbox.job(job_id).idempotency_key is None
+    outbox.probe.fail_with = PermanentDeliveryError("bad", reason_code="x")
+    failing = ensure(outbox)
+    assert failing is not None and run(outbox.job(failing)) == JobStatus.failed
+    assert ensure(outbox) is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("outbox", ["postgres"], indirect=True)
+def test_the_release_waits_for_writers_that_found_the_job_queued(outbox: Outbox) -> None:
+    assert ensure(outbox) is not None
+    writer = outbox.session()
+    assert ensure_job(writer, TENANT, KIND) is None  # holds the shared lock until it commits
+    answers: list[bool] = []
+    releaser = threading.Thread(target=lambda: answers.append(release(outbox, work_left=False)))
+    releaser.start()
+    releaser.join(0.5)
+    assert releaser.is_alive() and answers == []  # waiting for the writer
+    writer.commit()
+    writer.close()
+    releaser.join(10)
+    assert answers == [False]

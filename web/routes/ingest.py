@@ -23,9 +23,9 @@ import base64
 import binascii
 import logging
 import zlib
-from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -35,7 +35,7 @@ from sqlmodel import Session
 from core.db.engines import control_session, tenant_engine
 from core.ingest import service
 from core.ingest.schemas import EVENT_MODELS, iso_timestamp
-from core.tenancy.keys import resolve_write_key
+from core.tenancy.keys import WriteKeyTenant, write_key_tenant
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["ingest"])
@@ -43,20 +43,9 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 
-try:  # orjson is optional; it refuses NaN/Infinity by itself
-    import orjson
 
-    def _loads(body: bytes) -> Any:
-        return orjson.loads(body)
-
-except ImportError:  # pragma: no cover - depends on the environment
-    import json
-
-    def _no_constants(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
-    def _loads(body: bytes) -> Any:
-        return json.loads(body, parse_constant=_no_constants)
+def _loads(body: bytes) -> Any:
+    return orjson.loads(body)  # refuses NaN and Infinity by itself
 
 
 class IngestError(Exception):
@@ -71,12 +60,6 @@ class IngestError(Exception):
         headers = {"WWW-Authenticate": 'Basic realm="write key"'} if self.status == 401 else None
         body = {"success": False, "code": self.code, "message": self.message}
         return JSONResponse(body, status_code=self.status, headers=headers)
-
-
-@dataclass(frozen=True)
-class _Tenant:
-    slug: str
-    database: str
 
 
 def _too_large(limit: int) -> IngestError:
@@ -133,12 +116,12 @@ def _basic_user(request: Request) -> str | None:
     return user or None
 
 
-def _tenant_of(write_key: str) -> _Tenant:
+def _tenant_of(write_key: str) -> WriteKeyTenant:
     with control_session() as session:
-        tenant = resolve_write_key(session, write_key)
+        tenant = write_key_tenant(session, write_key)
     if tenant is None:
         raise IngestError(401, "invalid_write_key", "Unknown or revoked write key.")
-    return _Tenant(tenant.slug, tenant.database)
+    return tenant
 
 
 def _parse(body: bytes) -> dict[str, Any]:
