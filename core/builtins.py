@@ -12,6 +12,7 @@ from core.identity.identifiers import CORE_IDENTIFIER_TYPES
 from core.imports.service import IMPORT_JOB, import_csv
 from core.plugin_api import IdentifierType, JobType, hookimpl
 from core.profiles.jobs import PROCESS_EVENTS, process_events
+from core.traits.jobs import COMPUTE_TRAITS, EVERY, compute_traits
 
 
 @hookimpl
@@ -23,6 +24,7 @@ def register_identifier_types(register: Callable[[IdentifierType], None]) -> Non
 
 @hookimpl
 def register_jobs(register: Callable[[JobType], None]) -> None:
-    """Folding accepted events into profiles; CSV imports."""
+    """Folding accepted events into profiles; CSV imports; computed traits (daily)."""
     register(JobType(key=PROCESS_EVENTS, handler=process_events))
     register(JobType(key=IMPORT_JOB, handler=import_csv))
+    register(JobType(key=COMPUTE_TRAITS, handler=compute_traits, every=EVERY))

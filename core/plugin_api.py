@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import pluggy
@@ -283,8 +283,11 @@ class UIPanel:
 class JobType:
     """Durable background work: ``handler(tenant, payload)`` runs at least once per enqueue.
 
-    Make handlers idempotent: a job may run again after a worker dies mid-way.
+    Make handlers idempotent: a job may run again after a worker dies mid-way. With ``every``,
+    the sweeper also queues it (payload ``{}``) once per such period for each tenant that
+    enabled the plugin.
     """
 
     key: str
     handler: Callable[[str, dict[str, Any]], None]
+    every: timedelta | None = None

@@ -9,6 +9,7 @@ from core.profiles import models as profile_models  # noqa: F401
 from core.queue import models as queue_models  # noqa: F401
 from core.sandbox import models as sandbox_models  # noqa: F401
 from core.tenancy import models as tenancy_models  # noqa: F401
+from core.traits import models as trait_models  # noqa: F401
 
 CONTROL_METADATA = ControlModel.metadata
 TENANT_METADATA = TenantModel.metadata

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
@@ -14,6 +15,7 @@ from core.profiles.snapshots import snapshot
 from core.queue.outbox import release_coalesced
 from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.tenants import get_tenant
+from core.traits.service import refresh_profiles
 
 log = logging.getLogger(__name__)
 PROCESS_EVENTS = "core.process_events"
@@ -40,6 +42,9 @@ def process_events(tenant_slug: str, payload: dict[str, Any]) -> None:
     while True:
         with Session(engine, expire_on_commit=False) as session:
             handled, outcome = ingest_pending(session, types, tenant.default_region, limit=batch)
+            refresh_profiles(
+                session, outcome.purchasers, zone=ZoneInfo(tenant.timezone)
+            )  # right after an order
             session.commit()
         if hooks.on_profile_changed.get_hookimpls():  # snapshots cost queries: only for listeners
             _tell_plugins(hooks, tenant_slug, engine, sorted(outcome.changed_profiles))

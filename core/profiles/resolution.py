@@ -34,6 +34,7 @@ from core.ingest.models import Event, EventStatus
 from core.plugin_api import IdentifierType
 from core.profiles.extract import TRAIT_EVENT_TYPES, display_name, extract, trait_updates
 from core.profiles.models import EventIdentity, Identity, IdentityBlock, MergeRecord, Profile
+from core.traits.purchases import ORDER_EVENTS
 
 log = logging.getLogger(__name__)
 EVENT = Event.__table__  # type: ignore[attr-defined]
@@ -66,6 +67,8 @@ class Outcome:
 
     changed_profiles: set[str] = field(default_factory=set)
     merges: int = 0
+    # Profiles whose orders may have changed: new order events, merges, events moved between profiles.
+    purchasers: set[str] = field(default_factory=set)
 
 
 def ingest_pending(
@@ -74,7 +77,9 @@ def ingest_pending(
     """Fold up to ``limit`` pending events (oldest first) into profiles; (events handled, outcome)."""
     lock_tenant_processing(session)
     connection = session.connection()
-    columns = [EVENT.c[name] for name in ("id", "type", "user_id", "anonymous_id", "previous_id", "traits")]
+    columns = [
+        EVENT.c[name] for name in ("id", "type", "event", "user_id", "anonymous_id", "previous_id", "traits")
+    ]
     columns.append(EVENT.c.context["traits"].label("context_traits"))  # not the whole context: it is big
     pending = connection.execute(
         sa.select(*columns).where(EVENT.c.status == EventStatus.pending).order_by(EVENT.c.id).limit(limit)
@@ -312,6 +317,7 @@ class _WriteBack:
                 _absorb(self.session, other, profile_id, self.resolution, anchor)
                 self.outcome.merges += 1
                 self.outcome.changed_profiles.add(profile_id)
+                self.outcome.purchasers |= {profile_id, other}
         # Profiles that lost every identifier to other clusters now live on in the cluster holding
         # what was their earliest identifier.
         for stale in sorted(previous - chosen_ids):
@@ -322,6 +328,7 @@ class _WriteBack:
                 if holder:
                     _absorb(self.session, stale, holder, self.resolution, None)
                     self.outcome.merges += 1
+                    self.outcome.purchasers |= {holder, stale}
 
     def _move_events(self) -> set[str]:
         """Give already processed events their (new) profile; returns the profiles that gained or lost."""
@@ -345,7 +352,9 @@ class _WriteBack:
                 self.session.add(change)
             self.session.flush()
             consent.rebuild(self.session, sorted(previous | set(profile_of.values())))
-        return {profile_id for profile_id in touched if profile_id is not None}
+        gained_or_lost = {profile_id for profile_id in touched if profile_id is not None}
+        self.outcome.purchasers |= gained_or_lost
+        return gained_or_lost
 
     def _record_consents(self) -> None:
         """Record the consent statements of new identify events, oldest first."""
@@ -435,6 +444,11 @@ class _WriteBack:
             for event_id in self.new_events
         ]  # fmt: skip
         update_rows(self.connection, EVENT, rows)
+        self.outcome.purchasers |= {
+            self.profile_of_event[event_id]
+            for event_id, row in self.new_events.items()
+            if row.type == "track" and row.event in ORDER_EVENTS
+        }
 
 
 def _absorb(

@@ -1,4 +1,5 @@
-"""The sweeper: re-sends due jobs whose message was lost or whose worker died.
+"""The sweeper: re-sends due jobs whose message was lost or whose worker died, and queues
+periodic jobs (a :class:`~core.plugin_api.JobType` with ``every``) once per period.
 
 Runs beside every worker (and inside ``serve`` on the embedded default). Running several is
 safe: a job is claimed atomically, so a duplicate message does nothing.
@@ -8,16 +9,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from core.db import engines
 from core.db.base import utcnow
+from core.plugins import get_host
 from core.queue.actors import send_job
 from core.queue.models import Job, JobStatus
+from core.queue.outbox import add_job
 from core.settings import get_settings
+from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.tenants import list_tenants
 
 log = logging.getLogger(__name__)
@@ -41,13 +45,34 @@ def sweep_tenant(tenant: str, database: str, grace: timedelta = REQUEUE_GRACE) -
     return len(jobs)
 
 
+def schedule_periodic(
+    tenant: str, database: str, kinds: dict[str, timedelta], now: datetime | None = None
+) -> int:
+    """Queue each periodic job kind once per its period (idempotent); how many were added."""
+    now = now or utcnow()
+    added = 0
+    with Session(engines.tenant_engine(database), expire_on_commit=False) as session:
+        for kind, every in sorted(kinds.items()):
+            period = int(now.timestamp() // every.total_seconds())
+            key = f"every:{kind}:{period}"
+            if session.exec(select(Job.id).where(Job.idempotency_key == key)).first() is None:
+                add_job(session, tenant, kind, {}, idempotency_key=key)
+                added += 1
+        session.commit()
+    return added
+
+
 def sweep_once(grace: timedelta = REQUEUE_GRACE) -> int:
-    """One pass over every tenant; the number of jobs re-sent."""
+    """One pass over every tenant: periodic jobs queued, lost ones re-sent; the number re-sent."""
+    host = get_host()
     with engines.control_session() as control:
-        tenants = [(t.slug, t.database) for t in list_tenants(control)]
+        tenants = [(t.slug, t.database, enabled_plugins(control, t, host)) for t in list_tenants(control)]
     total = 0
-    for slug, database in tenants:
+    for slug, database, enabled in tenants:
+        periodic = {key: r.item.every for key, r in host.jobs.items() if r.item.every and r.plugin in enabled}
         try:
+            if periodic:
+                schedule_periodic(slug, database, periodic)
             total += sweep_tenant(slug, database, grace)
         except Exception:  # one tenant's broken database must not stop the others
             log.exception("sweeping tenant %s failed", slug)

@@ -139,3 +139,26 @@ def rfm_segment(recency_score: int, frequency_score: int) -> RfmSegment:
 def rfm_segments(scores: RfmScores) -> list[RfmSegment]:
     """The segment of each scored customer, in order."""
     return [rfm_segment(int(r), int(f)) for r, f in zip(scores.recency, scores.frequency, strict=True)]
+
+
+def score_cuts(values: npt.ArrayLike, *, higher_is_better: bool = True) -> list[float]:
+    """Four values that score anyone against this population as :func:`quintile_scores` does.
+
+    A value scores 1 plus the number of cuts it beats (see :func:`score_against`). This is how
+    one customer's new purchase is scored in real time without reading the whole population.
+    """
+    measured = np.asarray(values, dtype=np.float64)
+    key = np.sort(measured if higher_is_better else -measured)
+    if len(key) == 0:
+        return []
+    # Score k needs at least ceil((k-1)·N/5) values strictly worse, i.e. beating the value at that rank - 1.
+    ranks = [-(-(k - 1) * len(key) // 5) - 1 for k in range(2, 6)]
+    return [float(key[max(rank, 0)]) if rank >= 0 else float("-inf") for rank in ranks]
+
+
+def score_against(value: float, cuts: list[float], *, higher_is_better: bool = True) -> int:
+    """The 1-5 score of ``value`` against the cuts of :func:`score_cuts` (3 when there are none)."""
+    if not cuts:
+        return 3
+    key = value if higher_is_better else -value
+    return 1 + sum(1 for cut in cuts if key > cut)

@@ -16,6 +16,8 @@ from core.traits.rfm import (
     rfm_scores,
     rfm_segment,
     rfm_segments,
+    score_against,
+    score_cuts,
 )
 
 # Small whole numbers make ties common, which is where scoring goes wrong.
@@ -148,3 +150,10 @@ def test_rfm_recency_rewards_the_most_recent(customers: list[tuple[int, int, int
             if days < other_days:  # bought more recently
                 assert score >= other_score
     assert len(rfm_segments(scores)) == len(customers)
+
+
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=60), st.booleans())
+def test_cuts_score_every_member_as_the_population_does(values: list[int], higher_is_better: bool) -> None:
+    cuts = score_cuts(values, higher_is_better=higher_is_better)
+    expected = quintile_scores(values, higher_is_better=higher_is_better)
+    assert [score_against(v, cuts, higher_is_better=higher_is_better) for v in values] == list(expected)

@@ -1,0 +1,199 @@
+"""Computing traits for a tenant: fit the models, score every buyer, refresh one buyer at once.
+
+- :func:`fit_models` fits BG/NBD and Gamma-Gamma on every buyer's purchases up to ``as_of`` and
+  stores a :class:`TraitFit` (with a "not enough history" status rather than nonsense).
+- :func:`compute_all` writes every buyer's :class:`ComputedTraits` from their purchases and the
+  latest fit: revenue, RFM scores and segment within the tenant, churn risk (1 - P(alive)),
+  expected purchases in the next 30 and 90 days, and predicted value over 365 days. It also
+  keeps, on the fit, the RFM cut points of this population.
+- :func:`refresh_profiles` recomputes some buyers right after new orders, scoring them against
+  those cut points, so a purchase shows on the profile without waiting for the next batch.
+
+Time is counted in days, in the tenant's time zone (one purchase per customer per day: see
+:mod:`core.traits.summary`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import asdict
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, select
+
+from core.db.base import utcnow
+from core.db.bulk import insert_rows
+from core.traits import clv
+from core.traits.models import ComputedTraits, TraitFit
+from core.traits.purchases import Purchase, purchases
+from core.traits.rfm import rfm_scores, rfm_segment, score_against, score_cuts
+from core.traits.summary import PurchaseSummary, TimeUnit, summarize_transactions
+
+UNIT: TimeUnit = "days"
+PROPENSITY_DAYS = (30, 90)
+CLV_DAYS = 365
+TRAITS = ComputedTraits.__table__  # type: ignore[attr-defined]
+
+
+def latest_fit(session: Session) -> TraitFit | None:
+    """The most recent fit, if the tenant was ever fitted."""
+    return session.exec(
+        select(TraitFit).order_by(col(TraitFit.fitted_at).desc(), col(TraitFit.id).desc())
+    ).first()
+
+
+def _summary(bought: list[Purchase], end: datetime, zone: tzinfo) -> PurchaseSummary:
+    local = ((p.profile_id, p.at.astimezone(zone), p.amount) for p in bought)
+    return summarize_transactions(local, end.astimezone(zone), UNIT)
+
+
+def fit_models(session: Session, as_of: datetime | None = None, zone: tzinfo = UTC) -> TraitFit:
+    """Fit both models on the purchases up to ``as_of`` (default now) and store the fit."""
+    as_of = as_of or utcnow()
+    summary = _summary(purchases(session, until=as_of), as_of, zone)
+    problems: list[str] = []
+    bgnbd: clv.BgNbdParams | None = None
+    spend: clv.GammaGammaParams | None = None
+    try:
+        bgnbd = clv.fit_bgnbd(summary.frequency, summary.recency, summary.T)
+    except clv.NotEnoughHistory as exc:
+        problems.append(f"purchase model: {exc}")
+    try:
+        spend = clv.fit_gamma_gamma(summary.frequency, summary.monetary_value)
+    except clv.NotEnoughHistory as exc:
+        problems.append(f"spend model: {exc}")
+    fit = TraitFit(
+        as_of=as_of, time_unit=UNIT, status="fitted" if bgnbd and spend else "not_enough_history",
+        message="; ".join(problems)[:1000], customers=len(summary.customers),
+        repeat_buyers=int(np.count_nonzero(summary.frequency)),
+        bgnbd=asdict(bgnbd) if bgnbd else None, gamma_gamma=asdict(spend) if spend else None,
+    )  # fmt: skip
+    session.add(fit)
+    session.flush()
+    return fit
+
+
+def _predictions(fit: TraitFit | None, summary: PurchaseSummary) -> dict[str, Any]:
+    """Churn risk, expected purchases and predicted value per customer (None without a model)."""
+    count = len(summary.customers)
+    none: list[float | None] = [None] * count
+    out: dict[str, Any] = {"churn_risk": none, "expected_purchases_30": none, "expected_purchases_90": none,
+                           "predicted_clv": none}  # fmt: skip
+    if fit is None or fit.bgnbd is None or count == 0:
+        return out
+    purchase_model = clv.BgNbdParams(**fit.bgnbd)
+    x, t_x, big_t = summary.frequency, summary.recency, summary.T
+    out["churn_risk"] = (1.0 - clv.probability_alive(purchase_model, x, t_x, big_t)).tolist()
+    for days in PROPENSITY_DAYS:
+        out[f"expected_purchases_{days}"] = clv.expected_purchases(
+            purchase_model, days, x, t_x, big_t
+        ).tolist()
+    if fit.gamma_gamma is not None:
+        spend_model = clv.GammaGammaParams(**fit.gamma_gamma)
+        value = clv.customer_lifetime_value(purchase_model, spend_model, x, t_x, big_t, summary.monetary_value,
+                                            horizon=CLV_DAYS)  # fmt: skip
+        out["predicted_clv"] = value.tolist()
+    return out
+
+
+def _rows(
+    bought: list[Purchase], summary: PurchaseSummary, now: datetime, zone: tzinfo, fit: TraitFit | None,
+    scores: tuple[list[int], list[int], list[int]],
+) -> list[dict[str, Any]]:  # fmt: skip
+    orders: defaultdict[str, list[Purchase]] = defaultdict(list)
+    for purchase in bought:
+        orders[purchase.profile_id].append(purchase)
+    predicted = _predictions(fit, summary)
+    rows = []
+    for i, profile_id in enumerate(summary.customers):
+        mine = orders[profile_id]
+        recency, frequency, monetary = scores[0][i], scores[1][i], scores[2][i]
+        rows.append({
+            "profile_id": profile_id, "orders": len(mine), "revenue": round(sum(p.amount for p in mine), 2),
+            "first_order_at": mine[0].at, "last_order_at": mine[-1].at,
+            "days_since_last_order": _days_since(mine[-1].at, now, zone),
+            "rfm_recency": recency, "rfm_frequency": frequency, "rfm_monetary": monetary,
+            "rfm_segment": rfm_segment(recency, frequency).value,
+            **{name: values[i] for name, values in predicted.items()},
+            "computed_at": now, "details": {"fit_id": fit.id if fit else None},
+        })  # fmt: skip
+    return rows
+
+
+def _days_since(at: datetime, now: datetime, zone: tzinfo) -> float:
+    return float((now.astimezone(zone).date() - at.astimezone(zone).date()).days)
+
+
+def compute_all(session: Session, now: datetime | None = None, zone: tzinfo = UTC) -> int:
+    """Recompute every buyer's traits with the latest fit; returns how many buyers there are."""
+    now = now or utcnow()
+    fit = latest_fit(session)
+    bought = purchases(session, until=now)
+    summary = _summary(bought, now, zone)
+    by_profile: defaultdict[str, list[Purchase]] = defaultdict(list)
+    for purchase in bought:
+        by_profile[purchase.profile_id].append(purchase)
+    days = [_days_since(by_profile[c][-1].at, now, zone) for c in summary.customers]
+    counts = [len(by_profile[c]) for c in summary.customers]
+    revenue = [sum(p.amount for p in by_profile[c]) for c in summary.customers]
+    scored = rfm_scores(days, counts, revenue) if summary.customers else None
+    scores = (
+        (scored.recency.tolist(), scored.frequency.tolist(), scored.monetary.tolist())
+        if scored
+        else ([], [], [])
+    )
+    rows = _rows(bought, summary, now, zone, fit, scores)
+    session.exec(delete(ComputedTraits))  # type: ignore[call-overload]
+    insert_rows(session.connection(), TRAITS, rows)
+    if fit is not None:
+        fit.rfm_cuts = {
+            "recency": score_cuts(days, higher_is_better=False), "frequency": score_cuts(counts),
+            "monetary": score_cuts(revenue),
+        }  # fmt: skip
+        session.add(fit)
+    session.flush()
+    return len(rows)
+
+
+def refresh_profiles(
+    session: Session, profile_ids: Collection[str], now: datetime | None = None, zone: tzinfo = UTC
+) -> int:
+    """Recompute some buyers' traits now, scored against the tenant's last RFM cut points."""
+    if not profile_ids:
+        return 0
+    now = now or utcnow()
+    fit = latest_fit(session)
+    bought = purchases(session, profile_ids, until=now)
+    summary = _summary(bought, now, zone)
+    cuts = (fit.rfm_cuts if fit else None) or {}
+    by_profile: defaultdict[str, list[Purchase]] = defaultdict(list)
+    for purchase in bought:
+        by_profile[purchase.profile_id].append(purchase)
+    scores: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for customer in summary.customers:
+        mine = by_profile[customer]
+        scores[0].append(score_against(_days_since(mine[-1].at, now, zone), cuts.get("recency", []),
+                                       higher_is_better=False))  # fmt: skip
+        scores[1].append(score_against(len(mine), cuts.get("frequency", [])))
+        scores[2].append(score_against(sum(p.amount for p in mine), cuts.get("monetary", [])))
+    rows = _rows(bought, summary, now, zone, fit, scores)
+    connection = session.connection()
+    stale = set(profile_ids)
+    session.exec(delete(ComputedTraits).where(col(ComputedTraits.profile_id).in_(sorted(stale))))  # type: ignore[call-overload]
+    insert_rows(connection, TRAITS, rows)
+    return len(rows)
+
+
+def traits_of(session: Session, profile_id: str) -> ComputedTraits | None:
+    """The computed traits of one profile (None: no purchase yet)."""
+    return session.get(ComputedTraits, profile_id)
+
+
+def segment_sizes(session: Session) -> dict[str, int]:
+    """How many buyers are in each RFM segment."""
+    query = select(ComputedTraits.rfm_segment, func.count()).group_by(col(ComputedTraits.rfm_segment))
+    return {segment: count for segment, count in session.exec(query) if segment}
