@@ -13,7 +13,20 @@ from core.queue.broker import setup_broker
 from core.settings import get_settings
 from web.errors import install_error_handlers
 from web.guard import check_routes_guarded
-from web.routes import api, auth, extensions, health, imports, ingest, pages, profiles, profiles_api, settings
+from web.routes import (
+    api,
+    auth,
+    extensions,
+    health,
+    imports,
+    ingest,
+    pages,
+    profiles,
+    profiles_api,
+    settings,
+    traits,
+    traits_api,
+)
 from web.templating import build_templates
 
 
@@ -28,7 +41,20 @@ def create_app() -> FastAPI:
         max_age=config.session_max_age_seconds, same_site="lax", https_only=config.secure_cookies,
     )  # fmt: skip
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (health, auth, api, profiles_api, ingest, extensions, settings, profiles, imports, pages):
+    for module in (
+        health,
+        auth,
+        api,
+        profiles_api,
+        traits_api,
+        ingest,
+        extensions,
+        settings,
+        profiles,
+        imports,
+        traits,
+        pages,
+    ):
         app.include_router(module.router)
     extensions.mount_plugin_routers(app)
     install_error_handlers(app)

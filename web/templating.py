@@ -18,6 +18,7 @@ from web.csrf import csrf_token
 TEMPLATES = Path(__file__).parent / "templates"
 NAVIGATION = [
     ("profiles", "Profiles"),
+    ("traits", "Customer value"),
     ("segments", "Segments"),
     ("campaigns", "Campaigns"),
     ("journeys", "Journeys"),

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from core.cli import imports, plugins, server, tenant
+from core.cli import imports, plugins, server, tenant, traits
 from core.cli.output import fail
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ server.register(app)
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(imports.app, name="import")
+app.add_typer(traits.app, name="traits")
 
 
 def _version(value: bool) -> None:

@@ -18,6 +18,7 @@ from core.ingest.models import Event
 from core.profiles.models import EventIdentity, Identity, IdentityBlock, MergeRecord, Profile
 from core.profiles.service import get_profile, identities_of, merges_of
 from core.sandbox.models import SandboxRequest
+from core.traits.models import ComputedTraits
 
 
 def person_profiles(session: Session, profile_id: str) -> list[str]:
@@ -44,6 +45,10 @@ def export_person(session: Session, profile_id: str) -> dict[str, Any]:
         "consents": [c.model_dump(mode="json", exclude={"id"}) for c in current(session, ids[0])],
         "consent_history": [c.model_dump(mode="json", exclude={"id"}) for c in history(session, ids[0])],
         "merges": [m.model_dump(mode="json") for m in merges_of(session, ids[0])],
+        "computed_traits": [
+            t.model_dump(mode="json")
+            for t in session.exec(select(ComputedTraits).where(col(ComputedTraits.profile_id).in_(ids)))
+        ],  # fmt: skip
         "events": [e.model_dump(mode="json") for e in events],
     }
 
@@ -97,6 +102,7 @@ def erase_person(session: Session, profile_id: str) -> Erasure:
             or_(col(IdentityBlock.a_value).in_(values), col(IdentityBlock.b_value).in_(values))
         )
     )
+    drop(delete(ComputedTraits).where(col(ComputedTraits.profile_id).in_(ids)))
     removed_identities = drop(delete(Identity).where(col(Identity.profile_id).in_(ids)))
     sandbox = 0
     for value in values:

@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from core.consent import service as consent
 from core.profiles.service import get_profile, identities_of, merges_of
+from core.traits.service import traits_of
 
 
 def profile_view(session: Session, profile_id: str, full: bool = True) -> dict[str, Any]:
@@ -20,6 +21,7 @@ def profile_view(session: Session, profile_id: str, full: bool = True) -> dict[s
         "last_seen": profile.last_seen.isoformat() if profile.last_seen else None,
         "identities": [{"type": i.type, "value": i.value} for i in identities_of(session, profile.id)],
         "traits": profile.traits,
+        "computed_traits": _computed(session, profile.id),
     }
     if full:
         view["consents"] = [
@@ -33,3 +35,9 @@ def profile_view(session: Session, profile_id: str, full: bool = True) -> dict[s
         view["merges"] = [m.model_dump(mode="json") for m in merges_of(session, profile.id)]
         view["segments"] = []  # segment memberships arrive with audiences
     return view
+
+
+def _computed(session: Session, profile_id: str) -> dict[str, Any] | None:
+    """RFM, churn risk, propensity and value (None before the first purchase)."""
+    computed = traits_of(session, profile_id)
+    return computed.model_dump(mode="json", exclude={"profile_id", "details"}) if computed else None

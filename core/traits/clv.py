@@ -191,7 +191,14 @@ def expected_purchases(
     # scipy's series stays accurate for frequent buyers and the power cannot overflow.
     c = a + b + x - 1.0
     z = horizon / (alpha + big_t + horizon)
-    still_to_come = 1.0 - (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+    with np.errstate(invalid="ignore", over="ignore"):
+        still_to_come = 1.0 - (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+        broken = ~np.isfinite(still_to_come)
+        if np.any(broken):
+            # With a and b in the millions (a fit at its bounds: dropout barely varies between
+            # customers) the transformed series overflows while the paper's own form converges.
+            direct = 1.0 - (1.0 - z) ** (r + x) * hyp2f1(r + x, b + x, c, z)
+            still_to_come = np.where(broken, direct, still_to_come)
     expected: FloatArray = c / (a - 1.0) * still_to_come * _probability_alive(params, x, t_x, big_t)
     return expected
 

@@ -96,8 +96,13 @@ def _predictions(fit: TraitFit | None, summary: PurchaseSummary) -> dict[str, An
         spend_model = clv.GammaGammaParams(**fit.gamma_gamma)
         value = clv.customer_lifetime_value(purchase_model, spend_model, x, t_x, big_t, summary.monetary_value,
                                             horizon=CLV_DAYS)  # fmt: skip
-        out["predicted_clv"] = value.tolist()
+        out["predicted_clv"] = _finite(value)
     return out
+
+
+def _finite(values: Any) -> list[float | None]:
+    """Plain floats, with None where the model's arithmetic broke down (a degenerate fit)."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
 
 
 def _rows(
@@ -186,6 +191,19 @@ def refresh_profiles(
     session.exec(delete(ComputedTraits).where(col(ComputedTraits.profile_id).in_(sorted(stale))))  # type: ignore[call-overload]
     insert_rows(connection, TRAITS, rows)
     return len(rows)
+
+
+def fit_json(fit: TraitFit | None) -> dict[str, Any]:
+    """A fit as the API and the CLI show it (``status`` ``never_fitted`` before the first fit)."""
+    if fit is None:
+        return {"status": "never_fitted", "message": "The models have not been fitted yet.", "bgnbd": None,
+                "gamma_gamma": None}  # fmt: skip
+    bgnbd = {**fit.bgnbd, "time_unit": fit.time_unit, "as_of": fit.as_of.isoformat()} if fit.bgnbd else None
+    return {
+        "status": fit.status, "message": fit.message, "fitted_at": fit.fitted_at.isoformat(),
+        "customers": fit.customers, "repeat_buyers": fit.repeat_buyers,
+        "bgnbd": bgnbd, "gamma_gamma": dict(fit.gamma_gamma) if fit.gamma_gamma else None,
+    }  # fmt: skip
 
 
 def traits_of(session: Session, profile_id: str) -> ComputedTraits | None:

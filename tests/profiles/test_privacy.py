@@ -31,6 +31,8 @@ def test_export_then_erase_leaves_no_personal_data(installation) -> None:
          "timestamp": "2026-01-01T10:00:00Z"},
         {"type": "identify", "anonymousId": PERSONAL[2], "userId": PERSONAL[1], "messageId": "z2",
          "timestamp": "2026-01-01T10:01:00Z", "traits": {"email": PERSONAL[0], "consent": {"email": True}}},
+        {"type": "track", "userId": PERSONAL[1], "event": "Order Completed", "messageId": "z-order",
+         "timestamp": "2026-01-01T10:05:00Z", "properties": {"order_id": "Z-1", "total": 42.5}},
         {"type": "identify", "userId": "u-other", "messageId": "o1", "timestamp": "2026-01-01T10:02:00Z",
          "traits": {"email": "other@example.com"}},
     ]  # fmt: skip
@@ -40,13 +42,14 @@ def test_export_then_erase_leaves_no_personal_data(installation) -> None:
     with Session(tenant_engine(tenant.database)) as session:
         zoe = find_by_identifier(session, "user_id", PERSONAL[1])
         exported = export_person(session, zoe.id)
-        assert {e["message_id"] for e in exported["events"]} == {"z1", "z2"}
+        assert {e["message_id"] for e in exported["events"]} == {"z1", "z2", "z-order"}
+        assert [(t["orders"], t["revenue"]) for t in exported["computed_traits"]] == [(1, 42.5)]
         assert {(i["type"], i["value"]) for i in exported["identities"]} >= {("email", PERSONAL[0])}
         assert exported["consents"][0]["channel"] == "email"
         erase_person(session, zoe.id)
         session.commit()
     leftovers = all_text(tenant.database)
-    assert not [value for value in PERSONAL if value in leftovers]
+    assert not [value for value in (*PERSONAL, zoe.id, "Z-1") if value in leftovers]
     assert "other@example.com" in leftovers  # someone else's data stays
 
     # A later event from the same device starts a fresh, empty profile.

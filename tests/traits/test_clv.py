@@ -220,3 +220,14 @@ def test_discounting_sums_each_time_units_purchases_at_its_end() -> None:
     )
     value = customer_lifetime_value(PAPER_BGNBD, PAPER_GAMMA_GAMMA, *one, horizon=2.5, discount_rate=0.1)
     assert value == pytest.approx(by_hand * spend)
+
+
+def test_expectations_stay_finite_for_a_fit_at_its_bounds() -> None:
+    # a and b in the millions: what a fit gives when dropout barely varies between customers.
+    params = BgNbdParams(r=1.19, alpha=41.9, a=3.2e6, b=6.6e6)
+    expected = expected_purchases(params, 30, [0.0, 2.0, 5.0], [0.0, 40.0, 200.0], [300.0, 300.0, 300.0])
+    assert np.all(np.isfinite(expected)) and np.all(expected >= 0)
+    # There 2F1(r+x, b+x; a+b+x-1; z) tends to (1 - q·z)^-(r+x), q = b/(a+b): the limit, for x = 0.
+    a, b, r, z = params.a, params.b, params.r, 30 / (41.9 + 300 + 30)
+    limit = (a + b - 1) / (a - 1) * (1 - ((1 - z) / (1 - b / (a + b) * z)) ** r)
+    assert expected[0] == pytest.approx(limit, rel=1e-4)
