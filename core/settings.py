@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         default=300, ge=1, description="A running job untouched this long is retried."
     )
     sweep_interval_seconds: float = Field(default=5.0, gt=0, description="How often due work is re-enqueued.")
+    processing_linger_seconds: float = Field(
+        default=0.2, ge=0, description="How long event processing waits for more events once caught up."
+    )
     session_max_age_seconds: int = Field(default=14 * 24 * 3600, ge=60)
     secure_cookies: bool = Field(default=False, description="Mark the session cookie Secure (HTTPS).")
     log_level: str = "INFO"

@@ -83,6 +83,7 @@ def make_installation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
         env = {
             "TESSERA_DATA_DIR": str(tmp_path / "data"),
             "TESSERA_SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+            "TESSERA_PROCESSING_LINGER_SECONDS": "0",  # tests call processing directly and often
         }
         for name in [k for k in os.environ if k.startswith("TESSERA_") and not k.startswith("TESSERA_TEST_")]:
             monkeypatch.delenv(name)

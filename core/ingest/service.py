@@ -201,7 +201,7 @@ def _postgres_insert() -> TextClause:
     record = ", ".join(f'"{column.name}" {column.type.compile(dialect=dialect)}' for column in columns)
     return text(
         f"INSERT INTO event ({names}) SELECT {names} FROM json_to_recordset(CAST(:rows AS json)) AS x({record}) "
-        "ON CONFLICT (message_id) DO NOTHING RETURNING id"
+        "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
     )
 
 
@@ -210,31 +210,53 @@ _POSTGRES_INSERT = _postgres_insert()
 
 def store(session: Session, tenant_slug: str, prepared: Prepared) -> IngestResult:
     """Insert the rows, skipping known message ids, and add the processing job; the caller commits."""
-    result = IngestResult()
-    unique: dict[str, int] = {}
-    for position, row in enumerate(prepared.rows):  # a message id repeated in one request is a duplicate
-        unique.setdefault(row["message_id"], position)
-    result.duplicates = len(prepared.rows) - len(unique)
-    if not unique:
-        return result
+    return store_all(session, tenant_slug, [prepared])[0]
+
+
+def store_all(session: Session, tenant_slug: str, requests: Sequence[Prepared]) -> list[IngestResult]:
+    """:func:`store` for several requests in one statement; a result per request, in order.
+
+    A message id met twice (in one request or in two) is stored for the first request that has
+    it and counts as a duplicate for the other.
+    """
+    results = [IngestResult(rejected=prepared.rejected) for prepared in requests]
+    owner: dict[str, int] = {}
+    kept: list[tuple[int, int]] = []
+    for index, prepared in enumerate(requests):
+        for position, row in enumerate(prepared.rows):
+            if row["message_id"] in owner:
+                results[index].duplicates += 1
+                continue
+            owner[row["message_id"]] = index
+            kept.append((index, position))
+    if not kept:
+        return results
     connection = session.connection()  # the session's transaction; core statements, no ORM objects
     if connection.dialect.name == "postgresql":
-        rows = b"[" + b",".join(prepared.encoded[position] for position in unique.values()) + b"]"
-        inserted = connection.execute(_POSTGRES_INSERT, {"rows": rows.decode()}).all()
+        rows = b"[" + b",".join(requests[index].encoded[position] for index, position in kept) + b"]"
+        inserted = connection.execute(_POSTGRES_INSERT, {"rows": rows.decode()}).scalars().all()
     else:
         statement = (
             sqlite.insert(EVENT_TABLE)
             .on_conflict_do_nothing(index_elements=["message_id"])
-            .returning(EVENT_TABLE.c.id)
+            .returning(EVENT_TABLE.c.message_id)
         )
-        inserted = connection.execute(
-            statement, [prepared.rows[position] for position in unique.values()]
-        ).all()
-    result.accepted = len(inserted)
-    result.duplicates += len(unique) - result.accepted
-    if result.accepted:
-        result.job_id = ensure_job(session, tenant_slug, PROCESS_JOB)
-    return result
+        inserted = (
+            connection.execute(statement, [requests[index].rows[position] for index, position in kept])
+            .scalars()
+            .all()
+        )
+    new = set(inserted)
+    for message_id, index in owner.items():
+        if message_id in new:
+            results[index].accepted += 1
+        else:
+            results[index].duplicates += 1
+    if new:
+        job_id = ensure_job(session, tenant_slug, PROCESS_JOB)
+        for result in results:
+            result.job_id = job_id if result.accepted else None
+    return results
 
 
 def accept(
@@ -251,8 +273,9 @@ def accept(
     those of :func:`validate`.
     """
     prepared = validate(items, default_type, source, **options)
-    result = store(session, tenant_slug, prepared) if prepared.rows else IngestResult()
-    result.rejected = prepared.rejected
+    result = (
+        store(session, tenant_slug, prepared) if prepared.rows else IngestResult(rejected=prepared.rejected)
+    )
     if result.stored:
         session.commit()
     else:

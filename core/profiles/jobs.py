@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,7 @@ from core.plugins import get_host
 from core.profiles.resolution import has_pending_events, ingest_pending
 from core.profiles.snapshots import snapshot
 from core.queue.outbox import release_coalesced
+from core.settings import get_settings
 from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.tenants import get_tenant
 from core.traits.service import refresh_profiles
@@ -48,8 +50,12 @@ def process_events(tenant_slug: str, payload: dict[str, Any]) -> None:
             session.commit()
         if hooks.on_profile_changed.get_hookimpls():  # snapshots cost queries: only for listeners
             _tell_plugins(hooks, tenant_slug, engine, sorted(outcome.changed_profiles))
-        if handled < batch and not _more_to_do(engine):
-            return
+        if handled < batch:
+            if handled == 0 and not _more_to_do(engine):
+                return
+            # Caught up: under a steady stream, wait a moment so the next pass takes a batch worth
+            # its fixed cost, instead of ending and being queued again for a handful of events.
+            time.sleep(get_settings().processing_linger_seconds)
 
 
 def _more_to_do(engine: Any) -> bool:

@@ -7,7 +7,9 @@ and ``message`` of an error):
 
 - 200 ``{"success": true}`` for one event; for a batch
   ``{"success": true, "accepted": N, "duplicates": D, "rejected": [{"index": i, "reason": "..."}]}``
-  (the valid events of a batch are kept). The events are committed before the answer.
+  (the valid events of a batch are kept). The events are committed before the answer: requests
+  arriving together share one transaction (:mod:`core.ingest.committer`), each answered with
+  its own counts.
 - 400 not JSON, not an object, or (one-event routes) an invalid event; nothing is stored.
 - 401 missing, unknown or revoked write key. 413 larger than 32 KB per event or 500 KB per batch.
 - 415 a ``Content-Encoding`` other than gzip (RudderStack's SDK gzips by default).
@@ -30,16 +32,17 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
-from core.db.engines import control_session, tenant_engine
+from core.db.engines import control_session
 from core.ingest import service
+from core.ingest.committer import GroupCommitter
 from core.ingest.schemas import EVENT_MODELS, iso_timestamp
 from core.tenancy.keys import WriteKeyTenant, write_key_tenant
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
+COMMITTER = GroupCommitter()  # one per server process: concurrent requests share transactions
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 
@@ -141,8 +144,8 @@ def _object(payload: dict[str, Any], name: str) -> dict[str, Any] | None:
     return value
 
 
-def _ingest(kind: str, header_key: str | None, body: bytes) -> dict[str, Any]:
-    """Everything after reading the body, run in a worker thread: parse, authenticate, store."""
+def _prepare(kind: str, header_key: str | None, body: bytes) -> tuple[WriteKeyTenant, service.Prepared]:
+    """Everything before storing, run in a worker thread: parse, authenticate, validate."""
     tenant = _tenant_of(header_key) if header_key else None
     payload = _parse(body)
     if tenant is None:
@@ -172,39 +175,32 @@ def _ingest(kind: str, header_key: str | None, body: bytes) -> dict[str, Any]:
     else:
         payload["type"] = kind  # the route decides the type, as in Segment's API
         items, default_type = [payload], kind
-    try:
-        with Session(tenant_engine(tenant.database), expire_on_commit=False) as session:
-            result = service.accept(session, tenant.slug, items, default_type, "api", **options)
-    except SQLAlchemyError:
-        log.exception("storing events for tenant %s failed", tenant.slug)
-        raise IngestError(503, "unavailable", "The events could not be stored; retry later.") from None
-    if result.rejected:
-        log.info(
-            "tenant %s: %d event(s) rejected, first: %s",
-            tenant.slug,
-            len(result.rejected),
-            result.rejected[0],
-        )
-    if kind != "batch":
-        if result.rejected:
-            raise IngestError(400, "invalid_event", result.rejected[0]["reason"])
-        return {"success": True}
-    return {
-        "success": True,
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "rejected": result.rejected,
-    }
+    prepared = service.validate(items, default_type, "api", **options)
+    if prepared.rejected:
+        log.info("tenant %s: %d event(s) rejected, first: %s", tenant.slug, len(prepared.rejected),
+                 prepared.rejected[0])  # fmt: skip
+        if kind != "batch":
+            raise IngestError(400, "invalid_event", prepared.rejected[0]["reason"])
+    return tenant, prepared
 
 
 async def _handle(request: Request, kind: str) -> Response:
     try:
         header_key = _basic_user(request)
         body = await read_body(request, MAX_BATCH_BYTES if kind == "batch" else MAX_EVENT_BYTES)
-        answer = await run_in_threadpool(_ingest, kind, header_key, body)
+        tenant, prepared = await run_in_threadpool(_prepare, kind, header_key, body)
+        try:
+            result = await COMMITTER.submit(tenant.slug, tenant.database, prepared)
+        except SQLAlchemyError:
+            log.exception("storing events for tenant %s failed", tenant.slug)
+            raise IngestError(503, "unavailable", "The events could not be stored; retry later.") from None
     except IngestError as exc:
         return exc.response()
-    return JSONResponse(answer)
+    if kind != "batch":
+        return JSONResponse({"success": True})
+    return JSONResponse({
+        "success": True, "accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected,
+    })  # fmt: skip
 
 
 def _request_body(kind: str) -> dict[str, Any]:
