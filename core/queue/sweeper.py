@@ -63,24 +63,35 @@ def schedule_periodic(
 
 
 def sweep_once(grace: timedelta = REQUEUE_GRACE) -> int:
-    """One pass over every tenant: periodic jobs queued, lost ones re-sent; the number re-sent."""
-    host = get_host()
+    """One pass over every tenant; the number of jobs re-sent."""
     with engines.control_session() as control:
-        tenants = [(t.slug, t.database, enabled_plugins(control, t, host)) for t in list_tenants(control)]
+        tenants = [(t.slug, t.database) for t in list_tenants(control)]
     total = 0
-    for slug, database, enabled in tenants:
-        periodic = {key: r.item.every for key, r in host.jobs.items() if r.item.every and r.plugin in enabled}
+    for slug, database in tenants:
         try:
-            if periodic:
-                schedule_periodic(slug, database, periodic)
             total += sweep_tenant(slug, database, grace)
         except Exception:  # one tenant's broken database must not stop the others
             log.exception("sweeping tenant %s failed", slug)
     return total
 
 
+def schedule_once(now: datetime | None = None) -> int:
+    """Queue every tenant's periodic jobs that are due this period; how many were added."""
+    host = get_host()
+    with engines.control_session() as control:
+        tenants = [(t.slug, t.database, enabled_plugins(control, t, host)) for t in list_tenants(control)]
+    added = 0
+    for slug, database, enabled in tenants:
+        periodic = {key: r.item.every for key, r in host.jobs.items() if r.item.every and r.plugin in enabled}
+        try:
+            added += schedule_periodic(slug, database, periodic, now) if periodic else 0
+        except Exception:  # one tenant's broken database must not stop the others
+            log.exception("scheduling periodic jobs of tenant %s failed", slug)
+    return added
+
+
 class Sweeper(threading.Thread):
-    """A daemon thread calling :func:`sweep_once` every ``sweep_interval_seconds``."""
+    """A daemon thread calling :func:`schedule_once` and :func:`sweep_once` every ``sweep_interval_seconds``."""
 
     def __init__(self) -> None:
         super().__init__(name="tessera-sweeper", daemon=True)
@@ -90,6 +101,7 @@ class Sweeper(threading.Thread):
         interval = get_settings().sweep_interval_seconds
         while not self.stopped.wait(interval):
             try:
+                schedule_once()
                 sweep_once()
             except Exception:
                 log.exception("sweep failed")
