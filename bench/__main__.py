@@ -1,54 +1,115 @@
-"""Run every benchmark and rewrite the results table in docs/benchmarks.md.
+"""Run the benchmarks and rewrite their sections of docs/benchmarks.md.
 
-scripts/bench [--runs N]
+scripts/bench [--runs N] [--only startup,ingest,processing,resolution] [--quick] [--backends ...]
+
+``--quick`` is a smoke check of the harness (small sizes, one run; about a minute or two) and
+writes nothing unless ``--write`` is given. Progress goes to stderr, the sections to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import re
-from datetime import UTC, datetime
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
 
-import psutil
+from bench import ingest, processing, resolution, startup
+from bench.config import Config, make_config
+from bench.installation import BACKENDS
+from bench.report import block, progress, write_section
 
-from bench.startup import ROOT, run_backend, summarize
+SECTIONS: dict[str, Callable[[Config], list[str]]] = {
+    startup.NAME: startup.run,
+    ingest.NAME: ingest.run,
+    processing.NAME: processing.run,
+    resolution.NAME: resolution.run,
+}
 
-DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- startup:begin -->", "<!-- startup:end -->"
+SIZES = [  # option, Config field, type, help; the default is the field's
+    ("--runs", "runs", int, "runs per figure of startup, ingest and processing"),
+    ("--duration", "duration_s", float, "ingest: measured seconds"),
+    ("--warmup", "warmup_s", float, "ingest: warm-up seconds"),
+    ("--batch-connections", "batch_connections", int, "ingest: connections for /v1/batch"),
+    ("--track-connections", "track_connections", int, "ingest: connections for /v1/track"),
+    ("--processing-events", "processing_events", int, "processing: backlog size"),
+    ("--resolution-events", "resolution_events", int, "resolution: events"),
+    ("--resolution-people", "resolution_people", int, "resolution: people"),
+    ("--resolution-runs", "resolution_runs", int, "resolution: runs per backend"),
+    ("--resolution-timeout", "resolution_timeout_s", float, "resolution: give up after this many seconds"),
+]
 
 
-def table(rows: list[dict[str, object]], runs: int) -> str:
-    """The Markdown block that replaces the one between the markers."""
-    cores, memory = psutil.cpu_count(), psutil.virtual_memory().total / 2**30
-    lines = [
-        BEGIN,
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {cores} cores, "
-        f"{memory:.0f} GiB, Python {platform.python_version()}; median of {runs} runs.",
-        "",
-        "| backend | start to healthy /healthz (s) | idle memory, process tree (MiB) | start ratio | memory ratio |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['backend']} | {row['startup_s']:.2f} | {row['idle_rss_mib']:.0f} | "
-            f"{row['startup_ratio']:.2f} | {row['rss_ratio']:.2f} |"
+def _names(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown)}; choose from {', '.join(allowed)}"
         )
-    lines.append(END)
-    return "\n".join(lines)
+    return names
 
 
-def main() -> None:
-    """Measure both backends and update docs/benchmarks.md."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    results = {name: run_backend(name, args.runs) for name in ("embedded", "postgres+redis")}
-    block = table(summarize(results), args.runs)
-    print(block)
-    text = DOC.read_text()
-    DOC.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), block, text, flags=re.DOTALL))
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda v: _names(v, tuple(SECTIONS), "benchmark"),
+        metavar="NAMES",
+        default=tuple(SECTIONS),
+        help="comma-separated benchmarks to run (default: all)",
+    )
+    parser.add_argument(
+        "--backends",
+        type=lambda v: _names(v, BACKENDS, "backend"),
+        metavar="NAMES",
+        default=None,
+        help=f"comma-separated backends (default: {','.join(BACKENDS)})",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes and one run: a smoke check")
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="update docs/benchmarks.md (default: yes, but not with --quick)",
+    )
+    for option, name, kind, text in SIZES:
+        metavar = "S" if kind is float else "N"
+        default = getattr(Config, name)
+        default = f"{default:g}" if isinstance(default, float) else default
+        parser.add_argument(option, dest=name, type=kind, metavar=metavar, help=f"{text} ({default})")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen benchmarks; print each section and (unless told not to) write it. The exit code."""
+    args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: servers stopped, temporary databases dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    config = make_config(**vars(args))
+    write = not args.quick if args.write is None else args.write
+    failed = []
+    for name in args.only:
+        progress(f"--- {name}")
+        started = time.perf_counter()
+        try:
+            lines = SECTIONS[name](config)
+        except Exception:  # one broken benchmark must not cost the others' figures
+            traceback.print_exc()
+            failed.append(name)
+            continue
+        progress(f"--- {name} took {time.perf_counter() - started:.0f} s")
+        print(block(name, lines), flush=True)
+        if write:
+            write_section(name, lines)
+    if failed:
+        progress(f"FAILED: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

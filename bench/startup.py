@@ -7,25 +7,20 @@ reads the resident memory of its process tree. Medians over the runs are reporte
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import psutil
-from sqlalchemy import create_engine, text
+from bench.config import Config
+from bench.installation import EMBEDDED, TESSERA, create_tenant, installation
+from bench.processes import free_port, spawn, stop, tree_rss_mib, wait_healthy
+from bench.report import markdown_table, measured_line
 
-ROOT = Path(__file__).resolve().parent.parent
-TESSERA = str(Path(sys.executable).with_name("tessera"))
-POSTGRES = os.environ.get("TESSERA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-REDIS = os.environ.get("TESSERA_BENCH_REDIS", "redis://127.0.0.1:6379/14")
+NAME = "startup"
+HEADERS = (
+    "backend | start to healthy /healthz (s) | idle memory, process tree (MiB) | start ratio | memory ratio"
+).split(" | ")
 
 
 @dataclass
@@ -36,88 +31,60 @@ class Sample:
     idle_rss_mib: float
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _tree_rss(pid: int) -> float:
-    process = psutil.Process(pid)
-    processes = [process, *process.children(recursive=True)]
-    return sum(p.memory_info().rss for p in processes if p.is_running()) / 2**20
-
-
-def _prepare(env: dict[str, str]) -> None:
-    subprocess.run([TESSERA, "tenant", "create", "bench", "--admin-email", "bench@tessera.test",
-                    "--admin-password", "bench-password", "--json"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
-
-
-def measure_once(env: dict[str, str], settle_s: float = 3.0) -> Sample:
+def measure_once(env: dict[str, str], log: Path, settle_s: float = 3.0) -> Sample:
     """Start `tessera serve`, time it to a healthy /healthz, read its idle memory, stop it."""
-    port = _free_port()
+    port = free_port()
     started = time.perf_counter()
-    server = subprocess.Popen([TESSERA, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = spawn([TESSERA, "serve", "--port", str(port)], env, log)
     try:
-        deadline = started + 60
-        while time.perf_counter() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.02)
-        else:
-            raise RuntimeError("the server did not become healthy within 60 s")
+        wait_healthy(port, server)
         startup = time.perf_counter() - started
         time.sleep(settle_s)
-        return Sample(startup_s=startup, idle_rss_mib=_tree_rss(server.pid))
+        return Sample(startup_s=startup, idle_rss_mib=tree_rss_mib(server.pid))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 def run_backend(name: str, runs: int) -> list[Sample]:
     """Measure one backend ``runs`` times on a fresh installation."""
-    with tempfile.TemporaryDirectory() as data_dir:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-        env.update({"TESSERA_DATA_DIR": data_dir, "TESSERA_LOG_LEVEL": "WARNING"})
-        database = None
-        if name == "postgres+redis":
-            database = f"tessera_bench_{uuid.uuid4().hex[:8]}"
-            env.update({"TESSERA_DATABASE_URL": f"{POSTGRES}/{database}", "TESSERA_REDIS_URL": REDIS})
-        try:
-            _prepare(env)
-            return [measure_once(env) for _ in range(runs)]
-        finally:
-            if database:
-                _drop_databases(database)
-
-
-def _drop_databases(prefix: str) -> None:
-    engine = create_engine(POSTGRES.replace("postgresql://", "postgresql+psycopg://") + "/postgres")
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        names = conn.execute(
-            text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": prefix + "%"}
-        )
-        for (db,) in list(names):
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-    engine.dispose()
+    with installation(name) as inst:
+        create_tenant(inst)
+        return [measure_once(inst.env, inst.data_dir / "serve.log") for _ in range(runs)]
 
 
 def summarize(results: dict[str, list[Sample]]) -> list[dict[str, object]]:
     """Median start-up and memory per backend, with the ratio to the embedded default."""
-    base = results["embedded"]
+    base = results.get(EMBEDDED) or next(iter(results.values()))
     base_start = statistics.median(s.startup_s for s in base)
     base_rss = statistics.median(s.idle_rss_mib for s in base)
     rows = []
     for name, samples in results.items():
         start = statistics.median(s.startup_s for s in samples)
         rss = statistics.median(s.idle_rss_mib for s in samples)
-        rows.append({
-            "backend": name, "runs": len(samples), "startup_s": start, "idle_rss_mib": rss,
-            "startup_ratio": start / base_start, "rss_ratio": rss / base_rss,
-        })  # fmt: skip
+        rows.append(
+            {
+                "backend": name,
+                "runs": len(samples),
+                "startup_s": start,
+                "idle_rss_mib": rss,
+                "startup_ratio": start / base_start,
+                "rss_ratio": rss / base_rss,
+            }
+        )
     return rows
+
+
+def render(rows: list[dict[str, object]], runs: int) -> list[str]:
+    """The lines of the section (between its markers)."""
+    cells = [
+        [str(r["backend"]), f"{r['startup_s']:.2f}", f"{r['idle_rss_mib']:.0f}", f"{r['startup_ratio']:.2f}",
+         f"{r['rss_ratio']:.2f}"]
+        for r in rows
+    ]  # fmt: skip
+    return [measured_line(f"median of {runs} runs"), "", *markdown_table(HEADERS, cells)]
+
+
+def run(config: Config) -> list[str]:
+    """Measure every configured backend and return the section's lines."""
+    results = {name: run_backend(name, config.runs) for name in config.backends}
+    return render(summarize(results), config.runs)

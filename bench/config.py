@@ -1,0 +1,48 @@
+"""What to measure and how much: one object every benchmark reads, full size or ``--quick``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from bench.installation import BACKENDS
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes and repetitions of the benchmarks (the defaults are the full run of ``scripts/bench``)."""
+
+    runs: int = 5  # start-up, ingestion and processing: medians over this many runs
+    backends: tuple[str, ...] = BACKENDS
+    quick: bool = False
+    # ingestion: load generator
+    warmup_s: float = 2.0
+    duration_s: float = 10.0
+    batch_connections: int = 16
+    track_connections: int = 32
+    # processing: backlog size (people: a fifth of it)
+    processing_events: int = 100_000
+    # identity resolution
+    resolution_events: int = 1_000_000
+    resolution_people: int = 200_000
+    resolution_runs: int = 1
+    resolution_timeout_s: float = 3600.0
+
+
+QUICK = {
+    "runs": 1,
+    "quick": True,
+    "warmup_s": 1.0,
+    "duration_s": 3.0,
+    "processing_events": 10_000,
+    "resolution_events": 50_000,
+    "resolution_people": 10_000,
+    "resolution_timeout_s": 600.0,
+}
+
+
+def make_config(quick: bool = False, **overrides: Any) -> Config:
+    """The full-size or quick configuration, with the options given (not None) on top."""
+    config = replace(Config(), **QUICK) if quick else Config()
+    known = {f.name for f in fields(Config)}
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None and k in known})
