@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 PROCESS_EVENTS = "core.process_events"
 # Events per transaction. Bigger batches amortize the replay of returning people's history; on
 # SQLite the batch holds the database's only write lock, so ingestion waits for it: keep it short.
-BATCH = {"postgresql": 50_000, "sqlite": 5_000}
+BATCH = {"postgresql": 50_000, "sqlite": 20_000}
 
 
 def identifier_types_for(enabled: set[str]) -> dict[str, Any]:

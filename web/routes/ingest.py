@@ -11,7 +11,7 @@ and ``message`` of an error):
   arriving together share one transaction (:mod:`core.ingest.committer`), each answered with
   its own counts.
 - 400 not JSON, not an object, or (one-event routes) an invalid event; nothing is stored.
-- 401 missing, unknown or revoked write key. 413 larger than 32 KB per event or 500 KB per batch.
+- 401 missing, unknown or revoked write key (a revoked key stops working within a second). 413 larger than 32 KB per event or 500 KB per batch.
 - 415 a ``Content-Encoding`` other than gzip (RudderStack's SDK gzips by default).
 - 503 the tenant database could not store the events (SDKs retry).
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 import zlib
 from typing import Any
 
@@ -119,11 +120,24 @@ def _basic_user(request: Request) -> str | None:
     return user or None
 
 
+# Known keys are remembered briefly: the lookup was a sixth of a request's work. A revoked key
+# therefore keeps working for up to this long in each server process; unknown keys are not kept.
+WRITE_KEY_CACHE_SECONDS = 1.0
+_known_keys: dict[str, tuple[float, WriteKeyTenant]] = {}
+
+
 def _tenant_of(write_key: str) -> WriteKeyTenant:
+    remembered = _known_keys.get(write_key)
+    if remembered is not None and remembered[0] > time.monotonic():
+        return remembered[1]
     with control_session() as session:
         tenant = write_key_tenant(session, write_key)
     if tenant is None:
+        _known_keys.pop(write_key, None)
         raise IngestError(401, "invalid_write_key", "Unknown or revoked write key.")
+    if len(_known_keys) > 10_000:  # bounded: forget everything rather than grow without end
+        _known_keys.clear()
+    _known_keys[write_key] = (time.monotonic() + WRITE_KEY_CACHE_SECONDS, tenant)
     return tenant
 
 
