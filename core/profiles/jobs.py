@@ -21,9 +21,12 @@ from core.traits.service import refresh_profiles
 
 log = logging.getLogger(__name__)
 PROCESS_EVENTS = "core.process_events"
-# Events per transaction. Bigger batches amortize the replay of returning people's history; on
-# SQLite the batch holds the database's only write lock, so ingestion waits for it: keep it short.
+# Events per transaction, first and at most. Each batch replays the history of the people it
+# touches, so a backlog (an import, a backfill) goes faster in bigger batches: a full batch doubles
+# the next one, up to the most. On SQLite a batch holds the database's only write lock, which
+# ingestion waits for: it stays short there.
 BATCH = {"postgresql": 50_000, "sqlite": 20_000}
+MAX_BATCH = {"postgresql": 400_000, "sqlite": 20_000}
 
 
 def identifier_types_for(enabled: set[str]) -> dict[str, Any]:
@@ -40,17 +43,20 @@ def process_events(tenant_slug: str, payload: dict[str, Any]) -> None:
     types = identifier_types_for(enabled)
     hooks = host.hooks_for(enabled)
     engine = tenant_engine(tenant.database)
-    batch = BATCH.get(engine.dialect.name, BATCH["sqlite"])
+    dialect = engine.dialect.name if engine.dialect.name in BATCH else "sqlite"
+    batch = BATCH[dialect]
     while True:
         with Session(engine, expire_on_commit=False) as session:
             handled, outcome = ingest_pending(session, types, tenant.default_region, limit=batch)
-            refresh_profiles(
-                session, outcome.purchasers, zone=ZoneInfo(tenant.timezone)
-            )  # right after an order
+            # A buyer's computed traits change right after an order, not at the next daily refit.
+            refresh_profiles(session, outcome.purchasers, zone=ZoneInfo(tenant.timezone))
             session.commit()
         if hooks.on_profile_changed.get_hookimpls():  # snapshots cost queries: only for listeners
             _tell_plugins(hooks, tenant_slug, engine, sorted(outcome.changed_profiles))
-        if handled < batch:
+        if handled == batch:
+            batch = min(2 * batch, MAX_BATCH[dialect])
+        else:
+            batch = BATCH[dialect]
             if handled == 0 and not _more_to_do(engine):
                 return
             # Caught up: under a steady stream, wait a moment so the next pass takes a batch worth
