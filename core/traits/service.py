@@ -19,19 +19,21 @@ from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import asdict
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from core.db.base import utcnow
 from core.db.bulk import insert_rows
-from core.traits import clv
 from core.traits.models import ComputedTraits, TraitFit
 from core.traits.purchases import Purchase, purchases
-from core.traits.rfm import rfm_scores, rfm_segment, score_against, score_cuts
-from core.traits.summary import PurchaseSummary, TimeUnit, summarize_transactions
+
+if TYPE_CHECKING:
+    from core.traits.summary import PurchaseSummary, TimeUnit
+
+# numpy and scipy (core.traits.clv, .rfm, .summary) are imported where they are used: they add
+# about half a second and 50 MiB to every process that starts, and only the workers compute.
 
 UNIT: TimeUnit = "days"
 PROPENSITY_DAYS = (30, 90)
@@ -47,12 +49,18 @@ def latest_fit(session: Session) -> TraitFit | None:
 
 
 def _summary(bought: list[Purchase], end: datetime, zone: tzinfo) -> PurchaseSummary:
+    from core.traits.summary import summarize_transactions
+
     local = ((p.profile_id, p.at.astimezone(zone), p.amount) for p in bought)
     return summarize_transactions(local, end.astimezone(zone), UNIT)
 
 
 def fit_models(session: Session, as_of: datetime | None = None, zone: tzinfo = UTC) -> TraitFit:
     """Fit both models on the purchases up to ``as_of`` (default now) and store the fit."""
+    import numpy as np
+
+    from core.traits import clv
+
     as_of = as_of or utcnow()
     summary = _summary(purchases(session, until=as_of), as_of, zone)
     problems: list[str] = []
@@ -79,6 +87,8 @@ def fit_models(session: Session, as_of: datetime | None = None, zone: tzinfo = U
 
 def _predictions(fit: TraitFit | None, summary: PurchaseSummary) -> dict[str, Any]:
     """Churn risk, expected purchases and predicted value per customer (None without a model)."""
+    from core.traits import clv
+
     count = len(summary.customers)
     none: list[float | None] = [None] * count
     out: dict[str, Any] = {"churn_risk": none, "expected_purchases_30": none, "expected_purchases_90": none,
@@ -87,11 +97,11 @@ def _predictions(fit: TraitFit | None, summary: PurchaseSummary) -> dict[str, An
         return out
     purchase_model = clv.BgNbdParams(**fit.bgnbd)
     x, t_x, big_t = summary.frequency, summary.recency, summary.T
-    out["churn_risk"] = (1.0 - clv.probability_alive(purchase_model, x, t_x, big_t)).tolist()
+    out["churn_risk"] = _finite(1.0 - clv.probability_alive(purchase_model, x, t_x, big_t))
     for days in PROPENSITY_DAYS:
-        out[f"expected_purchases_{days}"] = clv.expected_purchases(
-            purchase_model, days, x, t_x, big_t
-        ).tolist()
+        out[f"expected_purchases_{days}"] = _finite(
+            clv.expected_purchases(purchase_model, days, x, t_x, big_t)
+        )
     if fit.gamma_gamma is not None:
         spend_model = clv.GammaGammaParams(**fit.gamma_gamma)
         value = clv.customer_lifetime_value(purchase_model, spend_model, x, t_x, big_t, summary.monetary_value,
@@ -102,6 +112,8 @@ def _predictions(fit: TraitFit | None, summary: PurchaseSummary) -> dict[str, An
 
 def _finite(values: Any) -> list[float | None]:
     """Plain floats, with None where the model's arithmetic broke down (a degenerate fit)."""
+    import numpy as np
+
     return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
 
 
@@ -109,6 +121,8 @@ def _rows(
     bought: list[Purchase], summary: PurchaseSummary, now: datetime, zone: tzinfo, fit: TraitFit | None,
     scores: tuple[list[int], list[int], list[int]],
 ) -> list[dict[str, Any]]:  # fmt: skip
+    from core.traits.rfm import rfm_segment
+
     orders: defaultdict[str, list[Purchase]] = defaultdict(list)
     for purchase in bought:
         orders[purchase.profile_id].append(purchase)
@@ -135,6 +149,8 @@ def _days_since(at: datetime, now: datetime, zone: tzinfo) -> float:
 
 def compute_all(session: Session, now: datetime | None = None, zone: tzinfo = UTC) -> int:
     """Recompute every buyer's traits with the latest fit; returns how many buyers there are."""
+    from core.traits.rfm import rfm_scores, score_cuts
+
     now = now or utcnow()
     fit = latest_fit(session)
     bought = purchases(session, until=now)
@@ -168,6 +184,8 @@ def refresh_profiles(
     session: Session, profile_ids: Collection[str], now: datetime | None = None, zone: tzinfo = UTC
 ) -> int:
     """Recompute some buyers' traits now, scored against the tenant's last RFM cut points."""
+    from core.traits.rfm import score_against
+
     if not profile_ids:
         return 0
     now = now or utcnow()
