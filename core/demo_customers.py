@@ -15,6 +15,7 @@ from core.db.engines import tenant_session
 from core.ingest.service import accept
 from core.profiles.jobs import process_events
 from core.tenancy.models import Tenant
+from core.traits.jobs import refit
 
 FIRST = ["Ann", "Bruno", "Chloé", "Dev", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kaito", "Lea",
          "Mateo", "Nora", "Omar", "Paula", "Quentin", "Rosa", "Sami", "Tess"]  # fmt: skip
@@ -82,7 +83,7 @@ def customer_events(index: int, now: datetime, rng: random.Random) -> list[dict[
 
 
 def seed_demo_customers(tenant: Tenant) -> None:
-    """About a hundred customers with their timelines, processed into profiles."""
+    """About a hundred customers with their timelines, processed into profiles, their value computed."""
     rng = random.Random(20261124)
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     events = [e for i in range(CUSTOMERS) for e in customer_events(i, now, rng)]
@@ -90,3 +91,4 @@ def seed_demo_customers(tenant: Tenant) -> None:
         for start in range(0, len(events), 500):
             accept(session, tenant.slug, events[start : start + 500])
     process_events(tenant.slug, {})
+    refit(tenant.slug, now)
