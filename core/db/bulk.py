@@ -151,3 +151,19 @@ def select_pairs_in(
     for a, seconds in by_first.items():
         for chunk in chunks(seconds, SQLITE_CHUNK):
             yield from connection.execute(statement.where(first == a, second.in_(chunk)))
+
+
+def delete_in(
+    connection: Connection, table: Table, match: ColumnElement[Any], values: Iterable[Any], *, pg_type: str
+) -> int:
+    """Delete the rows of ``table`` where ``match`` is one of ``values``; how many went."""
+    listed = list(dict.fromkeys(values))
+    if not listed:
+        return 0
+    if is_postgres(connection):
+        condition = match == text(f"ANY(CAST(:values AS {pg_type}[]))")
+        return int(connection.execute(table.delete().where(condition), {"values": listed}).rowcount or 0)
+    return sum(
+        int(connection.execute(table.delete().where(match.in_(chunk))).rowcount or 0)
+        for chunk in chunks(listed, SQLITE_CHUNK)
+    )

@@ -11,6 +11,7 @@ writes, the next group gathers; under light load a group is one request and noth
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 
 from anyio import to_thread
@@ -31,7 +32,7 @@ class _Waiting:
 @dataclass
 class _Database:
     slug: str
-    queue: list[_Waiting] = field(default_factory=list)
+    queue: deque[_Waiting] = field(default_factory=deque)
     writing: bool = False
 
 
@@ -65,7 +66,7 @@ class GroupCommitter:
                 while state.queue and (
                     not group or size + len(state.queue[0].prepared.rows) <= self.max_group_events
                 ):
-                    waiting = state.queue.pop(0)
+                    waiting = state.queue.popleft()
                     group.append(waiting)
                     size += len(waiting.prepared.rows)
                 try:

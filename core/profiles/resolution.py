@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from core.consent import service as consent
 from core.db.base import utcnow
-from core.db.bulk import insert_rows, select_in, select_pairs_in, update_rows
+from core.db.bulk import SQLITE_CHUNK, chunks, insert_rows, select_in, select_pairs_in, update_rows
 from core.db.locks import transaction_lock
 from core.identity.graph import Identifier, Observation, Resolution, Rules, resolve
 from core.ingest.models import Event, EventStatus
@@ -342,9 +342,16 @@ class _WriteBack:
         update_rows(self.connection, EVENT, moved)
         if moved:
             profile_of: dict[int, str] = {row["id"]: row["profile_id"] for row in moved}
-            changes = self.session.exec(
-                select(consent.ConsentChange).where(col(consent.ConsentChange.event_id).in_(list(profile_of)))
-            )
+            moved_ids = list(profile_of)
+            changes = [
+                change
+                for chunk in chunks(
+                    moved_ids, SQLITE_CHUNK
+                )  # IN lists stay under every bound-parameter limit
+                for change in self.session.exec(
+                    select(consent.ConsentChange).where(col(consent.ConsentChange.event_id).in_(chunk))
+                )
+            ]
             previous = set()
             for change in changes:
                 previous.add(change.profile_id)

@@ -25,7 +25,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from core.db.base import utcnow
-from core.db.bulk import insert_rows
+from core.db.bulk import delete_in, insert_rows
 from core.traits.models import ComputedTraits, TraitFit
 from core.traits.purchases import Purchase, purchases
 
@@ -117,15 +117,30 @@ def _finite(values: Any) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
 
 
-def _rows(
-    bought: list[Purchase], summary: PurchaseSummary, now: datetime, zone: tzinfo, fit: TraitFit | None,
-    scores: tuple[list[int], list[int], list[int]],
-) -> list[dict[str, Any]]:  # fmt: skip
-    from core.traits.rfm import rfm_segment
-
+def _by_profile(bought: list[Purchase]) -> defaultdict[str, list[Purchase]]:
+    """Each buyer's orders, oldest first (``bought`` is in time order)."""
     orders: defaultdict[str, list[Purchase]] = defaultdict(list)
     for purchase in bought:
         orders[purchase.profile_id].append(purchase)
+    return orders
+
+
+def _measures(
+    orders: dict[str, list[Purchase]], customers: tuple[str, ...], now: datetime, zone: tzinfo
+) -> tuple[list[float], list[int], list[float]]:
+    """Per buyer, in ``customers`` order: days since the last order, orders, revenue (what RFM scores)."""
+    days = [_days_since(orders[c][-1].at, now, zone) for c in customers]
+    counts = [len(orders[c]) for c in customers]
+    revenue = [sum(p.amount for p in orders[c]) for c in customers]
+    return days, counts, revenue
+
+
+def _rows(
+    orders: dict[str, list[Purchase]], summary: PurchaseSummary, now: datetime, zone: tzinfo,
+    fit: TraitFit | None, scores: tuple[list[int], list[int], list[int]],
+) -> list[dict[str, Any]]:  # fmt: skip
+    from core.traits.rfm import rfm_segment
+
     predicted = _predictions(fit, summary)
     rows = []
     for i, profile_id in enumerate(summary.customers):
@@ -155,19 +170,15 @@ def compute_all(session: Session, now: datetime | None = None, zone: tzinfo = UT
     fit = latest_fit(session)
     bought = purchases(session, until=now)
     summary = _summary(bought, now, zone)
-    by_profile: defaultdict[str, list[Purchase]] = defaultdict(list)
-    for purchase in bought:
-        by_profile[purchase.profile_id].append(purchase)
-    days = [_days_since(by_profile[c][-1].at, now, zone) for c in summary.customers]
-    counts = [len(by_profile[c]) for c in summary.customers]
-    revenue = [sum(p.amount for p in by_profile[c]) for c in summary.customers]
+    orders = _by_profile(bought)
+    days, counts, revenue = _measures(orders, summary.customers, now, zone)
     scored = rfm_scores(days, counts, revenue) if summary.customers else None
     scores = (
         (scored.recency.tolist(), scored.frequency.tolist(), scored.monetary.tolist())
         if scored
         else ([], [], [])
     )
-    rows = _rows(bought, summary, now, zone, fit, scores)
+    rows = _rows(orders, summary, now, zone, fit, scores)
     session.exec(delete(ComputedTraits))  # type: ignore[call-overload]
     insert_rows(session.connection(), TRAITS, rows)
     if fit is not None:
@@ -184,29 +195,25 @@ def refresh_profiles(
     session: Session, profile_ids: Collection[str], now: datetime | None = None, zone: tzinfo = UTC
 ) -> int:
     """Recompute some buyers' traits now, scored against the tenant's last RFM cut points."""
-    from core.traits.rfm import score_against
-
     if not profile_ids:
         return 0
+    from core.traits.rfm import score_against
+
     now = now or utcnow()
     fit = latest_fit(session)
     bought = purchases(session, profile_ids, until=now)
     summary = _summary(bought, now, zone)
+    orders = _by_profile(bought)
     cuts = (fit.rfm_cuts if fit else None) or {}
-    by_profile: defaultdict[str, list[Purchase]] = defaultdict(list)
-    for purchase in bought:
-        by_profile[purchase.profile_id].append(purchase)
-    scores: tuple[list[int], list[int], list[int]] = ([], [], [])
-    for customer in summary.customers:
-        mine = by_profile[customer]
-        scores[0].append(score_against(_days_since(mine[-1].at, now, zone), cuts.get("recency", []),
-                                       higher_is_better=False))  # fmt: skip
-        scores[1].append(score_against(len(mine), cuts.get("frequency", [])))
-        scores[2].append(score_against(sum(p.amount for p in mine), cuts.get("monetary", [])))
-    rows = _rows(bought, summary, now, zone, fit, scores)
+    days, counts, revenue = _measures(orders, summary.customers, now, zone)
+    scores = (
+        [score_against(d, cuts.get("recency", []), higher_is_better=False) for d in days],
+        [score_against(c, cuts.get("frequency", [])) for c in counts],
+        [score_against(r, cuts.get("monetary", [])) for r in revenue],
+    )
+    rows = _rows(orders, summary, now, zone, fit, scores)
     connection = session.connection()
-    stale = set(profile_ids)
-    session.exec(delete(ComputedTraits).where(col(ComputedTraits.profile_id).in_(sorted(stale))))  # type: ignore[call-overload]
+    delete_in(connection, TRAITS, TRAITS.c.profile_id, profile_ids, pg_type="text")
     insert_rows(connection, TRAITS, rows)
     return len(rows)
 
