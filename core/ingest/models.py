@@ -42,7 +42,7 @@ class Event(TenantModel, table=True):
 
     Few indexes on purpose: every one costs each insert, and each processing update (which sets
     ``status`` and ``profile_id``) too. Pending events are found through a partial index that
-    holds only them; timelines through (profile, time).
+    holds only them; timelines through (profile, time); segments through (name, time).
     """
 
     __tablename__ = "event"
@@ -50,6 +50,8 @@ class Event(TenantModel, table=True):
         Index("ix_event_pending", "id", postgresql_where=text("status = 'pending'"),
               sqlite_where=text("status = 'pending'")),
         Index("ix_event_profile_timestamp", "profile_id", "timestamp"),
+        # Segments count events by name in a time window; PostgreSQL answers from the index alone.
+        Index("ix_event_name_timestamp", "event", "timestamp", postgresql_include=["profile_id"]),
     )  # fmt: skip
 
     id: int | None = Field(default=None, primary_key=True)

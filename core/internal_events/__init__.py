@@ -1,0 +1,1 @@
+"""Internal events: what Tessera itself observed about a profile (entered a segment, ...)."""
