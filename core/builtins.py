@@ -12,6 +12,7 @@ from core.identity.identifiers import CORE_IDENTIFIER_TYPES
 from core.imports.service import IMPORT_JOB, import_csv
 from core.plugin_api import IdentifierType, JobType, hookimpl
 from core.profiles.jobs import PROCESS_EVENTS, process_events
+from core.segments import jobs as segment_jobs
 from core.traits.jobs import COMPUTE_TRAITS, EVERY, compute_traits
 
 
@@ -24,7 +25,9 @@ def register_identifier_types(register: Callable[[IdentifierType], None]) -> Non
 
 @hookimpl
 def register_jobs(register: Callable[[JobType], None]) -> None:
-    """Folding accepted events into profiles; CSV imports; computed traits (daily)."""
+    """Folding accepted events into profiles; CSV imports; computed traits (daily); segments (hourly)."""
     register(JobType(key=PROCESS_EVENTS, handler=process_events))
     register(JobType(key=IMPORT_JOB, handler=import_csv))
     register(JobType(key=COMPUTE_TRAITS, handler=compute_traits, every=EVERY))
+    register(JobType(key=segment_jobs.REFRESH_SEGMENTS, handler=segment_jobs.refresh_segments,
+                     every=segment_jobs.EVERY))  # fmt: skip

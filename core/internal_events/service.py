@@ -20,7 +20,9 @@ def emit_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     insert_rows(session.connection(), INTERNAL_EVENT, rows)
 
 
-def since(session: Session, after_id: int, limit: int = 1000, names: Sequence[str] = ()) -> list[InternalEvent]:
+def since(
+    session: Session, after_id: int, limit: int = 1000, names: Sequence[str] = ()
+) -> list[InternalEvent]:
     """The events after ``after_id`` in order (optionally only these ``names``): a stream to follow."""
     query = select(InternalEvent).where(col(InternalEvent.id) > after_id)
     if names:

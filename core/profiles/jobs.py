@@ -14,6 +14,7 @@ from core.plugins import get_host
 from core.profiles.resolution import has_pending_events, ingest_pending
 from core.profiles.snapshots import snapshot
 from core.queue.outbox import release_coalesced
+from core.segments.jobs import after_profiles_changed
 from core.settings import get_settings
 from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.tenants import get_tenant
@@ -51,6 +52,8 @@ def process_events(tenant_slug: str, payload: dict[str, Any]) -> None:
             # A buyer's computed traits change right after an order, not at the next daily refit.
             refresh_profiles(session, outcome.purchasers, zone=ZoneInfo(tenant.timezone))
             session.commit()
+        # Segment entry and exit in real time, for the profiles this batch changed.
+        after_profiles_changed(tenant, enabled, outcome.changed_profiles | outcome.purchasers)
         if hooks.on_profile_changed.get_hookimpls():  # snapshots cost queries: only for listeners
             _tell_plugins(hooks, tenant_slug, engine, sorted(outcome.changed_profiles))
         if handled == batch:

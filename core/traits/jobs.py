@@ -36,5 +36,8 @@ def refit(tenant_slug: str, as_of: datetime | None = None) -> tuple[TraitFit, in
 
 def compute_traits(tenant_slug: str, payload: dict[str, Any]) -> None:
     """Job handler: refit and recompute (``payload["as_of"]``: an ISO date-time, optional)."""
+    from core.segments.jobs import refresh_segments  # segments read computed traits: import cycle
+
     as_of = payload.get("as_of")
     refit(tenant_slug, datetime.fromisoformat(as_of) if isinstance(as_of, str) else None)
+    refresh_segments(tenant_slug, {})  # every score moved: re-evaluate the segments that use them

@@ -100,7 +100,7 @@ def test_the_page_shows_the_fit_and_queues_a_refit_and_the_profile_shows_its_val
 
 def test_the_sweeper_queues_the_daily_refit_once_a_day(installation, shop) -> None:
     database = shop.tenant.database
-    assert schedule_once() == 1  # the core's daily refit, for the one tenant
+    assert schedule_once() == 2  # the daily refit and the hourly segment evaluation, for the one tenant
     assert schedule_periodic(TENANT, database, {COMPUTE_TRAITS: timedelta(days=1)}) == 0  # already today's
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     assert schedule_periodic(TENANT, database, {COMPUTE_TRAITS: timedelta(days=1)}, now=tomorrow) == 1

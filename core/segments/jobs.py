@@ -1,0 +1,67 @@
+"""Durable segment work: batch evaluation (hourly, after a change, after a refit) and real time.
+
+Real-time evaluation follows event processing for the profiles it changed; batch evaluation
+catches what time alone changes ("in the last 30 days" slides), what a refit changes, and anything
+a failed real-time pass missed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from core.db.engines import control_session, tenant_engine
+from core.plugins import get_host
+from core.segments.clock import Clock
+from core.segments.membership import Changes, reevaluate, refresh_all, refresh_segment
+from core.segments.service import check_rule, conditions_for, get_segment
+from core.tenancy.models import Tenant
+from core.tenancy.plugin_settings import enabled_plugins
+from core.tenancy.tenants import get_tenant
+
+log = logging.getLogger(__name__)
+REFRESH_SEGMENTS = "core.refresh_segments"
+EVERY = timedelta(hours=1)
+
+
+def _tenant(tenant_slug: str) -> tuple[Tenant, frozenset[str]]:
+    with control_session() as control:
+        tenant = get_tenant(control, tenant_slug)
+        return tenant, frozenset(enabled_plugins(control, tenant, get_host()))
+
+
+def refresh_segments(tenant_slug: str, payload: dict[str, Any]) -> None:
+    """Job handler: evaluate ``payload["segment_id"]`` in batch, or every active segment."""
+    tenant, enabled = _tenant(tenant_slug)
+    conditions = conditions_for(enabled)
+    clock = Clock.at(tenant.timezone)
+    with Session(tenant_engine(tenant.database), expire_on_commit=False) as session:
+        segment_id = payload.get("segment_id")
+        if isinstance(segment_id, int):
+            segment = get_segment(session, segment_id)
+            refresh_segment(
+                session, segment, check_rule(session, segment.rule, conditions, segment_id), clock
+            )
+        else:
+            refresh_all(session, clock, conditions)
+        session.commit()
+
+
+def after_profiles_changed(tenant: Tenant, enabled: Collection[str], profile_ids: Collection[str]) -> Changes:
+    """Real-time entry and exit for profiles that just changed (own transaction; logged, never raised)."""
+    if not profile_ids:
+        return Changes()
+    try:
+        with Session(tenant_engine(tenant.database), expire_on_commit=False) as session:
+            changes = reevaluate(
+                session, sorted(profile_ids), Clock.at(tenant.timezone), conditions_for(frozenset(enabled))
+            )
+            session.commit()
+            return changes
+    except Exception:  # the hourly batch evaluation catches up; processing must go on
+        log.exception("real-time segment evaluation failed for %s", tenant.slug)
+        return Changes()

@@ -1,0 +1,198 @@
+"""Keeping memberships current: in batch (a segment's SQL) and in real time (some profiles' facts).
+
+Both paths write the same things: a membership row opened on entry and closed on exit, and an
+internal event for each (``Segment Entered`` / ``Segment Exited``, properties ``segment_id``,
+``segment`` and ``source``), which journeys start on. They take one tenant-wide lock, so a batch
+and a real-time pass never both open the same stay. A segment's first evaluation marks its
+entries ``initial`` (the audience as it was when the segment was made, not people who just came in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from core.db.bulk import insert_rows, select_in, update_rows
+from core.db.locks import transaction_lock
+from core.internal_events.service import SEGMENT_ENTERED, SEGMENT_EXITED, emit_many
+from core.plugin_api import SegmentConditionType
+from core.segments import rules as r
+from core.segments.clock import Clock
+from core.segments.evaluate import evaluate, load_facts, needs_of
+from core.segments.models import Segment, SegmentMembership, SegmentSize
+from core.segments.service import active_segments
+from core.segments.sql import members_query
+
+MEMBERSHIP = SegmentMembership.__table__  # type: ignore[attr-defined]
+LOCK = "tessera.segments"
+
+
+@dataclass
+class Changes:
+    """What one pass changed: (segment id, profile id) pairs that entered and exited."""
+
+    entered: list[tuple[int, str]] = field(default_factory=list)
+    exited: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """An active segment with its parsed rule."""
+
+    id: int
+    name: str
+    rule: r.Rule
+    first: bool  # never evaluated yet
+
+
+_cache: dict[tuple[Any, ...], list[Compiled]] = {}
+
+
+def compiled_segments(session: Session, conditions: Mapping[str, SegmentConditionType]) -> list[Compiled]:
+    """Every active segment, parsed (cached per process while no segment changes).
+
+    A segment whose rule no longer parses (a plugin it uses was disabled) is skipped: its members
+    stay as they were until it is fixed.
+    """
+    segments = active_segments(session)
+    key = (str(session.get_bind().engine.url), tuple(sorted(conditions)),
+           tuple((s.id, s.updated_at, s.counted_at is None) for s in segments))  # fmt: skip
+    if key not in _cache:
+        stored = {s.id: s.rule for s in segments}
+        parsed = []
+        for segment in segments:
+            assert segment.id is not None
+            context = r.RuleContext(segment_rule=stored.get, self_id=segment.id, conditions=conditions)
+            try:
+                parsed.append(Compiled(segment.id, segment.name, r.parse_rule(segment.rule, context),
+                                       segment.counted_at is None))  # fmt: skip
+            except r.RuleError:
+                continue
+        if len(_cache) > 64:
+            _cache.clear()
+        _cache[key] = parsed
+    return _cache[key]
+
+
+def _event(
+    name: str, segment: Compiled | Segment, profile_id: str, at: datetime, source: str
+) -> dict[str, Any]:
+    properties: dict[str, Any] = {"segment_id": segment.id, "segment": segment.name, "source": source}
+    if source == "initial":
+        properties["initial"] = True
+    return {"name": name, "profile_id": profile_id, "properties": properties, "occurred_at": at}
+
+
+def refresh_segment(session: Session, segment: Segment, rule: r.Rule, clock: Clock) -> Changes:
+    """Evaluate one segment in SQL and bring its memberships, size and size history up to date."""
+    transaction_lock(session, LOCK)
+    connection = session.connection()
+    assert segment.id is not None
+    now = clock.now
+    members = set(connection.execute(members_query(rule, session.get_bind().dialect.name, clock)).scalars())
+    current: dict[str, int] = dict(
+        connection.execute(
+            sa.select(MEMBERSHIP.c.profile_id, MEMBERSHIP.c.id).where(
+                MEMBERSHIP.c.segment_id == segment.id, MEMBERSHIP.c.exited_at.is_(None)
+            )
+        ).all()
+    )
+    source = "initial" if segment.counted_at is None else "batch"
+    entered = sorted(members - set(current))
+    exited = sorted(set(current) - members)
+    insert_rows(connection, MEMBERSHIP, [{"segment_id": segment.id, "profile_id": p, "entered_at": now,
+                                          "exited_at": None} for p in entered])  # fmt: skip
+    update_rows(connection, MEMBERSHIP, [{"id": current[p], "exited_at": now} for p in exited])
+    emit_many(session, [_event(SEGMENT_ENTERED, segment, p, now, source) for p in entered]
+              + [_event(SEGMENT_EXITED, segment, p, now, "batch") for p in exited])  # fmt: skip
+    segment.size, segment.counted_at = len(members), now
+    session.add(segment)
+    _record_size(session, segment.id, len(members), now)
+    return Changes([(segment.id, p) for p in entered], [(segment.id, p) for p in exited])
+
+
+def _record_size(session: Session, segment_id: int, size: int, now: datetime) -> None:
+    day = now.date()
+    row = session.exec(
+        select(SegmentSize).where(SegmentSize.segment_id == segment_id, SegmentSize.day == day)
+    ).first()
+    row = row or SegmentSize(segment_id=segment_id, day=day, size=size)
+    row.size, row.at = size, now
+    session.add(row)
+
+
+def refresh_all(session: Session, clock: Clock, conditions: Mapping[str, SegmentConditionType]) -> Changes:
+    """Evaluate every active segment in SQL (a segment whose rule no longer parses is skipped)."""
+    total = Changes()
+    for compiled in compiled_segments(session, conditions):
+        segment = session.get(Segment, compiled.id)
+        assert segment is not None
+        changes = refresh_segment(session, segment, compiled.rule, clock)
+        total.entered += changes.entered
+        total.exited += changes.exited
+    return total
+
+
+def reevaluate(
+    session: Session,
+    profile_ids: Collection[str],
+    clock: Clock,
+    conditions: Mapping[str, SegmentConditionType],
+) -> Changes:
+    """Decide every active segment for these profiles from their facts; write entries and exits.
+
+    Segments never evaluated in batch yet are left to their first batch evaluation.
+    """
+    segments = [s for s in compiled_segments(session, conditions) if not s.first]
+    if not segments or not profile_ids:
+        return Changes()
+    transaction_lock(session, LOCK)
+    connection = session.connection()
+    facts = load_facts(session, profile_ids, needs_of([s.rule for s in segments], clock))
+    current: dict[tuple[int, str], int] = {}
+    query = sa.select(MEMBERSHIP.c.id, MEMBERSHIP.c.segment_id, MEMBERSHIP.c.profile_id).where(
+        MEMBERSHIP.c.exited_at.is_(None)
+    )
+    for row in select_in(connection, query, MEMBERSHIP.c.profile_id, profile_ids, pg_type="text"):
+        current[(row.segment_id, row.profile_id)] = row.id
+    changes = Changes()
+    opened, closed, events = [], [], []
+    for profile_id in profile_ids:
+        fact = facts.get(profile_id)
+        for segment in segments:
+            inside = fact is not None and evaluate(segment.rule, fact, clock)
+            pair = (segment.id, profile_id)
+            if inside and pair not in current:
+                changes.entered.append(pair)
+                opened.append({"segment_id": segment.id, "profile_id": profile_id, "entered_at": clock.now,
+                               "exited_at": None})  # fmt: skip
+                events.append(_event(SEGMENT_ENTERED, segment, profile_id, clock.now, "realtime"))
+            elif not inside and pair in current:
+                changes.exited.append(pair)
+                closed.append({"id": current[pair], "exited_at": clock.now})
+                events.append(_event(SEGMENT_EXITED, segment, profile_id, clock.now, "realtime"))
+    insert_rows(connection, MEMBERSHIP, opened)
+    update_rows(connection, MEMBERSHIP, closed)
+    emit_many(session, events)
+    return changes
+
+
+def close_memberships(session: Session, segment: Segment) -> int:
+    """End every current stay in ``segment`` (it is being archived); how many ended."""
+    transaction_lock(session, LOCK)
+    now = segment.updated_at
+    current = list(
+        session.exec(
+            select(SegmentMembership).where(
+                SegmentMembership.segment_id == segment.id, col(SegmentMembership.exited_at).is_(None)
+            )
+        )
+    )
+    update_rows(session.connection(), MEMBERSHIP, [{"id": m.id, "exited_at": now} for m in current])
+    emit_many(session, [_event(SEGMENT_EXITED, segment, m.profile_id, now, "archived") for m in current])
+    return len(current)
