@@ -2,7 +2,7 @@
 
 It only imports the public plugin API from Tessera (``core.plugin_api``) and exercises every kind
 of contribution: a channel with a secret config and a sandbox, a durable job type, a public route,
-a dashboard panel, and the per-tenant ``on_*`` hooks.
+a dashboard panel, a segment condition type, and the per-tenant ``on_*`` hooks.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from core.plugin_api import (
     PermanentDeliveryError,
     Preview,
     ProfileSnapshot,
+    SegmentConditionType,
     TransientDeliveryError,
     UIPanel,
     hookimpl,
@@ -180,6 +181,31 @@ def register_channels(register: Callable[[Channel], None]) -> None:
 def register_jobs(register: Callable[[JobType], None]) -> None:
     """Register ``sample_channel.touch``."""
     register(JobType(key="sample_channel.touch", handler=touch))
+
+
+class OptedInParams(BaseModel):
+    """Which Sample lists count: profiles whose ``sample_lists`` trait names one of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile_ids: list[str] = Field(min_length=1, max_length=1000, description="Profiles on the Sample list.")
+
+
+def _on_list_sql(params: BaseModel, profile_table: Any) -> Any:
+    assert isinstance(params, OptedInParams)
+    return profile_table.c.id.in_(params.profile_ids)
+
+
+def _on_list(params: BaseModel, profile: ProfileSnapshot) -> bool:
+    assert isinstance(params, OptedInParams)
+    return profile.id in params.profile_ids
+
+
+@hookimpl
+def register_segment_conditions(register: Callable[[SegmentConditionType], None]) -> None:
+    """Register "is on the Sample list" (the provider's own opt-in list, kept by profile id)."""
+    register(SegmentConditionType(key="sample_channel.on_list", label="Is on the Sample list",
+                                  Params=OptedInParams, to_sql=_on_list_sql, evaluate=_on_list))  # fmt: skip
 
 
 @hookimpl
