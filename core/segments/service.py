@@ -24,6 +24,8 @@ from core.segments import rules as r
 from core.segments.clock import Clock
 from core.segments.models import Segment, SegmentMembership, SegmentSize
 from core.segments.sql import CONSENT, count_query, members_query
+from core.tenancy.models import Tenant
+from core.tenancy.plugin_settings import enabled_plugins
 
 NAME_LENGTH = 200
 SAMPLE = 10
@@ -42,6 +44,25 @@ class SegmentConflict(ValueError):
 def conditions_for(enabled: set[str] | frozenset[str]) -> dict[str, SegmentConditionType]:
     """The segment condition types of the plugins a tenant enabled, by key."""
     return {key: reg.item for key, reg in get_host().segment_conditions.items() if reg.plugin in enabled}
+
+
+@dataclass(frozen=True)
+class TenantScope:
+    """What evaluating a tenant's segments depends on: its clock, plugin condition types, channels."""
+
+    clock: Clock
+    conditions: dict[str, SegmentConditionType]
+    channels: dict[str, Channel]
+    enabled: frozenset[str]
+
+
+def tenant_scope(control: Session, tenant: Tenant) -> TenantScope:
+    """The scope of ``tenant`` now, from its time zone and enabled plugins (control database)."""
+    host = get_host()
+    enabled = frozenset(enabled_plugins(control, tenant, host))
+    return TenantScope(
+        Clock.at(tenant.timezone), conditions_for(enabled), host.channels_for(enabled), enabled
+    )
 
 
 def active_segments(session: Session) -> list[Segment]:
