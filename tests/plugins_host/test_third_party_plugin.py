@@ -184,3 +184,57 @@ def test_processing_events_tells_the_enabling_tenants_plugin_which_profiles_chan
         process_events(slug, {})
     [(tenant, profile_id, changed)] = setup.module.PROFILE_CHANGES
     assert (tenant, changed) == (A, ["profile"]) and profile_id.startswith("p_")
+
+
+def test_its_segment_condition_type_is_offered_to_the_enabling_tenant_only(setup: Setup) -> None:
+    from sqlmodel import Session
+
+    from core.db.engines import tenant_engine
+    from core.ingest.service import accept
+    from core.profiles.jobs import process_events
+    from core.segments.jobs import refresh_segments
+
+    ids = {}
+    for slug in (A, B):
+        with control_session() as control:
+            database = get_tenant(control, slug).database
+        with Session(tenant_engine(database)) as session:
+            people = [
+                {"type": "identify", "userId": user, "traits": {"plan": "pro"}} for user in ("ada", "bo")
+            ]
+            assert accept(session, slug, people).accepted == 2
+        process_events(slug, {})
+        found = setup.client.get(
+            "/api/v1/profiles?identifier=user_id:ada", headers=bearer(setup.tokens[slug])
+        )
+        ids[slug] = found.json()["id"]
+    on_list = {"type": f"{PLUGIN}.on_list", "params": {"profile_ids": [ids[A]]}}
+    count = setup.client.post(
+        "/api/v1/segments/count", json={"rule": on_list}, headers=bearer(setup.tokens[A])
+    )
+    assert count.status_code == 200 and count.json()["count"] == 1
+    refused = setup.client.post(
+        "/api/v1/segments/count", json={"rule": on_list}, headers=bearer(setup.tokens[B])
+    )
+    assert refused.status_code == 422 and "unknown condition type" in refused.text
+    bad = {"type": f"{PLUGIN}.on_list", "params": {"profile_ids": []}}
+    invalid = setup.client.post("/api/v1/segments/count", json={"rule": bad}, headers=bearer(setup.tokens[A]))
+    assert invalid.status_code == 422 and invalid.json()["problems"][0]["path"] == "params.profile_ids"
+
+    # Saved, evaluated in batch (to_sql), then decided in real time (evaluate) after a change.
+    rule = {"all": [on_list, {"type": "trait", "key": "plan", "op": "=", "value": "pro"}]}
+    created = setup.client.post("/api/v1/segments", json={"name": "Listed pros", "rule": rule},
+                                headers=bearer(setup.tokens[A])).json()  # fmt: skip
+    refresh_segments(A, {"segment_id": created["id"]})
+    members = f"/api/v1/segments/{created['id']}/members"
+    listed = setup.client.get(members, headers=bearer(setup.tokens[A])).json()["members"]
+    assert [m["profile_id"] for m in listed] == [ids[A]]
+    with control_session() as control:
+        database = get_tenant(control, A).database
+    with Session(tenant_engine(database)) as session:
+        assert (
+            accept(session, A, [{"type": "identify", "userId": "ada", "traits": {"plan": "free"}}]).accepted
+            == 1
+        )
+    process_events(A, {})
+    assert setup.client.get(members, headers=bearer(setup.tokens[A])).json()["members"] == []

@@ -19,7 +19,8 @@ from core.db.engines import tenant_engine
 from core.segments import rules as r
 from core.segments.clock import Clock
 from core.segments.evaluate import evaluate, load_facts, needs_of
-from core.segments.sql import CONSENT, EVENT, PROFILE, TRAITS, members_query
+from core.segments.sql import members_query
+from tests.segments.population import store_people
 
 NOW = datetime(2026, 3, 15, 22, 30, tzinfo=UTC)  # late evening: Paris is already on the next day
 CLOCK = Clock.at("Europe/Paris", NOW)
@@ -62,7 +63,7 @@ def profiles(draw: st.DrawFn) -> list[dict[str, Any]]:
         consents = {c: draw(st.booleans()) for c in CHANNELS if draw(st.booleans())}
         seen = NOW - timedelta(days=draw(st.sampled_from([0, 2, 10, 100])))
         people.append({"id": f"p{n}", "traits": traits, "computed": computed, "events": events,
-                       "consents": consents, "merged": n > 0 and draw(st.integers(0, 9)) == 0, "seen": seen})  # fmt: skip
+                       "consents": consents, "merged": "p0" if n > 0 and draw(st.integers(0, 9)) == 0 else None, "seen": seen})  # fmt: skip
     return people
 
 
@@ -140,30 +141,6 @@ rules_json = st.recursive(
 )
 
 
-def _store(session: Session, people: list[dict[str, Any]]) -> None:
-    connection = session.connection()
-    for table in (PROFILE, EVENT, TRAITS, CONSENT):
-        connection.execute(table.delete())
-    message = 0
-    for person in people:
-        connection.execute(PROFILE.insert().values(
-            id=person["id"], traits=person["traits"], trait_times={}, display_name="",
-            merged_into="p0" if person["merged"] else None, created_at=NOW, updated_at=NOW,
-            first_seen=person["seen"], last_seen=person["seen"]))  # fmt: skip
-        if person["computed"]:
-            connection.execute(TRAITS.insert().values(profile_id=person["id"], computed_at=NOW, details={},
-                                                      **person["computed"]))  # fmt: skip
-        for channel, granted in person["consents"].items():
-            connection.execute(CONSENT.insert().values(profile_id=person["id"], channel=channel, purpose="marketing",
-                                                       granted=granted, source="test", at=NOW))  # fmt: skip
-        for event in person["events"]:
-            message += 1
-            connection.execute(EVENT.insert().values(
-                message_id=f"m{message}", type="track", event=event["event"], properties=event["properties"],
-                traits={}, context={}, integrations={}, timestamp=event["at"], received_at=NOW, source="test",
-                status="processed", profile_id=person["id"]))  # fmt: skip
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(people=profiles(), rules=st.lists(rules_json, min_size=1, max_size=4))
 def test_sql_and_memory_pick_the_same_profiles(installation, people, rules) -> None:
@@ -172,7 +149,7 @@ def test_sql_and_memory_pick_the_same_profiles(installation, people, rules) -> N
     )
     installation._db = database
     with Session(tenant_engine(database)) as session:
-        _store(session, people)
+        store_people(session, people, NOW)
         parsed = [r.parse_rule(rule) for rule in rules]
         facts = load_facts(session, [p["id"] for p in people], needs_of(parsed, CLOCK))
         dialect = session.get_bind().dialect.name
