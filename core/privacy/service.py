@@ -15,9 +15,11 @@ from sqlmodel import Session, col, select
 from core.consent.models import Consent, ConsentChange
 from core.consent.service import current, history
 from core.ingest.models import Event
+from core.internal_events.models import InternalEvent
 from core.profiles.models import EventIdentity, Identity, IdentityBlock, MergeRecord, Profile
 from core.profiles.service import get_profile, identities_of, merges_of
 from core.sandbox.models import SandboxRequest
+from core.segments.models import SegmentMembership
 from core.traits.models import ComputedTraits
 
 
@@ -50,6 +52,14 @@ def export_person(session: Session, profile_id: str) -> dict[str, Any]:
             for t in session.exec(select(ComputedTraits).where(col(ComputedTraits.profile_id).in_(ids)))
         ],  # fmt: skip
         "events": [e.model_dump(mode="json") for e in events],
+        "segment_memberships": [
+            m.model_dump(mode="json", exclude={"id"})
+            for m in session.exec(select(SegmentMembership).where(col(SegmentMembership.profile_id).in_(ids)))
+        ],
+        "internal_events": [
+            e.model_dump(mode="json", exclude={"id"})
+            for e in session.exec(select(InternalEvent).where(col(InternalEvent.profile_id).in_(ids)))
+        ],
     }
 
 
@@ -103,6 +113,8 @@ def erase_person(session: Session, profile_id: str) -> Erasure:
         )
     )
     drop(delete(ComputedTraits).where(col(ComputedTraits.profile_id).in_(ids)))
+    drop(delete(SegmentMembership).where(col(SegmentMembership.profile_id).in_(ids)))
+    drop(delete(InternalEvent).where(col(InternalEvent.profile_id).in_(ids)))
     removed_identities = drop(delete(Identity).where(col(Identity.profile_id).in_(ids)))
     sandbox = 0
     for value in values:

@@ -53,7 +53,7 @@ def process_events(tenant_slug: str, payload: dict[str, Any]) -> None:
             refresh_profiles(session, outcome.purchasers, zone=ZoneInfo(tenant.timezone))
             session.commit()
         # Segment entry and exit in real time, for the profiles this batch changed.
-        after_profiles_changed(tenant, enabled, outcome.changed_profiles | outcome.purchasers)
+        after_profiles_changed(tenant, outcome.changed_profiles | outcome.purchasers, enabled)
         if hooks.on_profile_changed.get_hookimpls():  # snapshots cost queries: only for listeners
             _tell_plugins(hooks, tenant_slug, engine, sorted(outcome.changed_profiles))
         if handled == batch:

@@ -8,11 +8,12 @@ from sqlmodel import Session
 
 from core.consent import service as consent
 from core.profiles.service import get_profile, identities_of, merges_of
+from core.segments.service import memberships_of
 from core.traits.service import traits_of
 
 
 def profile_view(session: Session, profile_id: str, full: bool = True) -> dict[str, Any]:
-    """The profile's identities, traits, consents (and, in full, consent history and merges)."""
+    """The profile's identities, traits, consents (and, in full, consent history, merges, segments)."""
     profile = get_profile(session, profile_id)
     view: dict[str, Any] = {
         "id": profile.id,
@@ -33,7 +34,10 @@ def profile_view(session: Session, profile_id: str, full: bool = True) -> dict[s
             for c in consent.history(session, profile.id)
         ]
         view["merges"] = [m.model_dump(mode="json") for m in merges_of(session, profile.id)]
-        view["segments"] = []  # segment memberships arrive with audiences
+        view["segments"] = [
+            {"id": segment.id, "name": segment.name, "entered_at": stay.entered_at.isoformat()}
+            for segment, stay in memberships_of(session, profile.id)
+        ]
     return view
 
 

@@ -51,17 +51,23 @@ def refresh_segments(tenant_slug: str, payload: dict[str, Any]) -> None:
         session.commit()
 
 
-def after_profiles_changed(tenant: Tenant, enabled: Collection[str], profile_ids: Collection[str]) -> Changes:
-    """Real-time entry and exit for profiles that just changed (own transaction; logged, never raised)."""
+def after_profiles_changed(
+    tenant: Tenant, profile_ids: Collection[str], enabled: Collection[str] | None = None
+) -> Changes:
+    """Real-time entry and exit for profiles that just changed (own transaction; logged, never raised).
+
+    ``enabled``: the tenant's enabled plugins, when the caller already knows them.
+    """
     if not profile_ids:
         return Changes()
     try:
+        if enabled is None:
+            enabled = _tenant(tenant.slug)[1]
+        conditions = conditions_for(frozenset(enabled))
         with Session(tenant_engine(tenant.database), expire_on_commit=False) as session:
-            changes = reevaluate(
-                session, sorted(profile_ids), Clock.at(tenant.timezone), conditions_for(frozenset(enabled))
-            )
+            changes = reevaluate(session, sorted(profile_ids), Clock.at(tenant.timezone), conditions)
             session.commit()
             return changes
-    except Exception:  # the hourly batch evaluation catches up; processing must go on
+    except Exception:  # the hourly batch evaluation catches up; the change itself is kept
         log.exception("real-time segment evaluation failed for %s", tenant.slug)
         return Changes()

@@ -10,6 +10,8 @@ from core.ingest.service import accept
 from core.privacy.service import erase_person, export_person
 from core.profiles.jobs import process_events
 from core.profiles.service import find_by_identifier
+from core.segments.jobs import refresh_segments
+from core.segments.service import create_segment
 
 PERSONAL = ("zoe.private@example.com", "u-zoe-77", "anon-zoe-1")
 
@@ -37,6 +39,9 @@ def test_export_then_erase_leaves_no_personal_data(installation) -> None:
          "traits": {"email": "other@example.com"}},
     ]  # fmt: skip
     with Session(tenant_engine(tenant.database)) as session:
+        buyers = create_segment(session, "Buyers", {"type": "event", "event": "Order Completed"}, "admin", {}).id
+        session.commit()
+        refresh_segments("acme", {"segment_id": buyers})  # empty now: Zoe enters it in real time
         accept(session, "acme", events)
     process_events("acme", {})
     with Session(tenant_engine(tenant.database)) as session:
@@ -46,6 +51,8 @@ def test_export_then_erase_leaves_no_personal_data(installation) -> None:
         assert [(t["orders"], t["revenue"]) for t in exported["computed_traits"]] == [(1, 42.5)]
         assert {(i["type"], i["value"]) for i in exported["identities"]} >= {("email", PERSONAL[0])}
         assert exported["consents"][0]["channel"] == "email"
+        assert [m["segment_id"] for m in exported["segment_memberships"]] == [buyers]
+        assert [e["name"] for e in exported["internal_events"]] == ["Segment Entered"]
         erase_person(session, zoe.id)
         session.commit()
     leftovers = all_text(tenant.database)

@@ -165,3 +165,18 @@ def test_reach_counts_consent_and_an_address_per_enabled_channel(api, installati
     # u3 is French with WhatsApp consent but no WhatsApp id yet: consented, not reachable.
     assert reach == [{"channel": "whatsapp", "label": reach[0]["label"], "consented": 1, "reachable": 0,
                       "address": "whatsapp_id"}]  # fmt: skip
+
+
+def test_a_consent_given_through_the_api_brings_the_profile_in_at_once(api) -> None:
+    client, auth, _ = api
+    rule = {"type": "consent", "channel": "sms"}
+    segment = client.post("/api/v1/segments", json={"name": "SMS", "rule": rule}, headers=auth).json()
+    refresh_segments(TENANT, {"segment_id": segment["id"]})
+    members = f"/api/v1/segments/{segment['id']}/members"
+    assert client.get(members, headers=auth).json()["members"] == []
+    profile_id = client.get("/api/v1/profiles?identifier=user_id:u1", headers=auth).json()["id"]
+    given = client.post(f"/api/v1/profiles/{profile_id}/consents", json={"channel": "sms", "granted": True}, headers=auth)
+    assert given.status_code == 200
+    assert [m["profile_id"] for m in client.get(members, headers=auth).json()["members"]] == [profile_id]
+    detail = client.get(f"/api/v1/profiles/{profile_id}", headers=auth).json()
+    assert [s["name"] for s in detail["segments"]] == ["SMS"]

@@ -12,6 +12,7 @@ from core.db.engines import tenant_session
 from core.profiles import privacy_actions
 from core.profiles.service import ProfileNotFound, count_profiles, get_profile, recent, search, timeline
 from core.profiles.views import profile_view
+from core.segments.jobs import after_profiles_changed
 from core.tenancy.roles import Permission
 from web.auth import ControlDB, Principal, client_info, require
 from web.csrf import verify_csrf
@@ -89,6 +90,7 @@ def set_consent(
         privacy_actions.record_consent(tenant_db, profile.id, channel, purpose, granted == "yes",
                                        source=f"ui:{principal.user.email}", at=None)  # fmt: skip
         tenant_db.commit()
+        after_profiles_changed(principal.tenant, [profile.id])  # consent conditions of segments
     return RedirectResponse(f"/t/{principal.tenant.slug}/profiles/{profile.id}#consents", status_code=303)
 
 

@@ -13,6 +13,7 @@ from core.db.engines import tenant_session
 from core.profiles import privacy_actions
 from core.profiles.service import ProfileNotFound, find_by_identifier, get_profile, search, timeline
 from core.profiles.views import profile_view
+from core.segments.jobs import after_profiles_changed
 from core.tenancy.roles import Permission
 from web.auth import Principal, client_info, require
 
@@ -107,6 +108,7 @@ def set_consent(profile_id: str, body: ConsentIn, request: Request, principal: M
         privacy_actions.record_consent(session, profile.id, body.channel, body.purpose, body.granted,
                                        source=f"api:{principal.user.email}", at=body.at)  # fmt: skip
         session.commit()
+        after_profiles_changed(principal.tenant, [profile.id])  # consent conditions of segments
         return {
             "consents": [
                 c.model_dump(mode="json", exclude={"id"}) for c in consent.current(session, profile.id)
