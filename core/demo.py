@@ -1,8 +1,9 @@
 """The demo tenant that ``tessera demo`` sets up, and the place sample data comes from.
 
 :func:`seed_demo_data` runs every function in :data:`SEEDERS` for the demo tenant. Today it adds the
-demo team (one member per role, so each role's view of the UI can be tried) and about a hundred
-customers with their timelines (:mod:`core.demo_customers`). A feature that wants
+demo team (one member per role, so each role's view of the UI can be tried), about a hundred
+customers with their timelines (:mod:`core.demo_customers`) and sample segments
+(:mod:`core.demo_segments`). A feature that wants
 sample data (profiles, events, segments, campaigns...) appends a seeder here. Seeders run on every ``tessera demo``, so
 each must be idempotent: look for its data first and add only what is missing.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from core.db.engines import control_session
 from core.demo_customers import seed_demo_customers
+from core.demo_segments import seed_demo_segments
 from core.tenancy.members import put_member
 from core.tenancy.models import Tenant
 from core.tenancy.roles import Role
@@ -47,7 +49,7 @@ def seed_demo_team(tenant: Tenant) -> None:
         session.commit()
 
 
-SEEDERS: list[Seeder] = [seed_demo_team, seed_demo_customers]
+SEEDERS: list[Seeder] = [seed_demo_team, seed_demo_customers, seed_demo_segments]
 
 
 def seed_demo_data(tenant_slug: str) -> None:

@@ -301,6 +301,15 @@ def test_seed_demo_data_needs_the_tenant_and_is_repeatable():
     assert create("demo").exit_code == 0
     seed_demo_data("demo")
     seed_demo_data("demo")
+    from sqlmodel import Session
+
+    from core.db.engines import tenant_database_name, tenant_engine
+    from core.segments.service import active_segments
+
+    with Session(tenant_engine(tenant_database_name("demo"))) as session:
+        sizes = {s.name: s.size for s in active_segments(session)}
+    assert len(sizes) == 5 and all(size is not None for size in sizes.values())  # created once, evaluated
+    assert 0 < sizes["French, reachable on WhatsApp or push"] < sizes["French customers"] < 120
 
 
 class FakeWorker:
