@@ -18,7 +18,8 @@ from core.db.engines import control_session, tenant_engine
 from core.plugins import get_host
 from core.segments.clock import Clock
 from core.segments.membership import Changes, reevaluate, refresh_all, refresh_segment
-from core.segments.service import check_rule, conditions_for, get_segment
+from core.segments.rules import RuleError
+from core.segments.service import SegmentNotFound, check_rule, conditions_for, get_segment
 from core.tenancy.models import Tenant
 from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.tenants import get_tenant
@@ -42,10 +43,13 @@ def refresh_segments(tenant_slug: str, payload: dict[str, Any]) -> None:
     with Session(tenant_engine(tenant.database), expire_on_commit=False) as session:
         segment_id = payload.get("segment_id")
         if isinstance(segment_id, int):
-            segment = get_segment(session, segment_id)
-            refresh_segment(
-                session, segment, check_rule(session, segment.rule, conditions, segment_id), clock
-            )
+            try:
+                segment = get_segment(session, segment_id)
+                rule = check_rule(session, segment.rule, conditions, segment_id)
+            except (SegmentNotFound, RuleError) as exc:  # archived meanwhile, or a plugin it uses disabled
+                log.warning("segment %s of %s not evaluated: %s", segment_id, tenant_slug, exc)
+                return
+            refresh_segment(session, segment, rule, clock)
         else:
             refresh_all(session, clock, conditions)
         session.commit()

@@ -238,3 +238,12 @@ def test_its_segment_condition_type_is_offered_to_the_enabling_tenant_only(setup
         )
     process_events(A, {})
     assert setup.client.get(members, headers=bearer(setup.tokens[A])).json()["members"] == []
+
+    # Disabled later: the segment's rule no longer holds; it is said so, and evaluation skips it.
+    with control_session() as control:
+        set_enabled(control, get_tenant(control, A), get_host(), PLUGIN, False)
+        control.commit()
+    stale = setup.client.get(f"/api/v1/segments/{created['id']}/count", headers=bearer(setup.tokens[A]))
+    assert stale.status_code == 409 and "no longer valid" in stale.text
+    refresh_segments(A, {})
+    refresh_segments(A, {"segment_id": created["id"]})

@@ -21,7 +21,7 @@ from core.queue.outbox import add_job
 from core.segments import service
 from core.segments.jobs import REFRESH_SEGMENTS
 from core.segments.models import Segment
-from core.segments.rules import RuleError
+from core.segments.rules import Rule, RuleError
 from core.tenancy.roles import Permission
 from web.auth import ControlDB, Principal, client_info, require
 
@@ -78,6 +78,14 @@ def _segment(session: Session, segment_id: int) -> Segment:
         return service.get_segment(session, segment_id)
     except service.SegmentNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
+
+
+def _stored_rule(session: Session, segment: Segment, scope: service.TenantScope) -> Rule:
+    """The segment's rule, parsed; 409 if it no longer holds (e.g. a plugin it uses was disabled)."""
+    try:
+        return service.check_rule(session, segment.rule, scope.conditions, segment.id)
+    except RuleError as exc:
+        raise HTTPException(409, f"The segment's rule is no longer valid: {exc}") from exc
 
 
 def _saved(request: Request, control: Session, principal: Principal, action: str, segment: Segment) -> None:
@@ -164,8 +172,7 @@ def count_saved(segment_id: int, control: ControlDB, principal: Reader) -> dict[
     """How many profiles match the segment's rule right now (live, not the last evaluation)."""
     scope = service.tenant_scope(control, principal.tenant)
     with tenant_session(principal.tenant.database) as session:
-        segment = _segment(session, segment_id)
-        rule = service.check_rule(session, segment.rule, scope.conditions, segment_id)
+        rule = _stored_rule(session, _segment(session, segment_id), scope)
         return {"count": service.count(session, rule, scope.clock), "at": scope.clock.now.isoformat()}
 
 
@@ -205,7 +212,6 @@ def channel_reach(segment_id: int, control: ControlDB, principal: Reader) -> dic
     """Per enabled channel: members with marketing consent, and of those, with an address for it."""
     scope = service.tenant_scope(control, principal.tenant)
     with tenant_session(principal.tenant.database) as session:
-        segment = _segment(session, segment_id)
-        rule = service.check_rule(session, segment.rule, scope.conditions, segment_id)
+        rule = _stored_rule(session, _segment(session, segment_id), scope)
         found = service.reach(session, rule, scope.clock, scope.channels)
         return {"reach": [r.__dict__ for r in found]}
