@@ -37,6 +37,8 @@ def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _pg_type(table: Table, name: str) -> str:
     column = table.c[name]
+    if isinstance(column.type.dialect_impl(_PG), postgresql.JSONB):
+        return "jsonb"
     return "json" if isinstance(column.type, JSON) else str(column.type.compile(dialect=_PG))
 
 

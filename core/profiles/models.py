@@ -6,9 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
 from core.db.base import TenantModel, utcnow
+
+JSON_DOCUMENT = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Profile(TenantModel, table=True):
@@ -19,7 +22,9 @@ class Profile(TenantModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     merged_into: str | None = Field(default=None, index=True, max_length=40)
     display_name: str = Field(default="", max_length=200, index=True)
-    traits: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Binary JSON on PostgreSQL: segments read single traits across every profile, which jsonb
+    # answers without re-parsing the whole document each time.
+    traits: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON_DOCUMENT, nullable=False))
     trait_times: dict[str, Any] = Field(
         default_factory=dict,
         sa_column=Column(JSON, nullable=False),

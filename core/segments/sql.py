@@ -13,6 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.consent.models import Consent as ConsentRow
@@ -29,6 +31,7 @@ TRAITS = ComputedTraits.__table__  # type: ignore[attr-defined]
 CONSENT = ConsentRow.__table__  # type: ignore[attr-defined]
 UPPER, LOWER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 Bool = ColumnElement[bool]
+_PG = postgresql.dialect()
 
 
 class Json:
@@ -38,11 +41,13 @@ class Json:
         self.postgres = dialect == "postgresql"
         self.column, self.key = column, key
         self.path = '$."' + key + '"'
+        # PostgreSQL spells the functions of json and of jsonb (binary) columns differently.
+        self.prefix = "jsonb" if isinstance(column.type.dialect_impl(_PG), JSONB) else "json"
 
     def kind_in(self, postgres: tuple[str, ...], sqlite: tuple[str, ...]) -> Bool:
         """The value's JSON type is one of these (PostgreSQL and SQLite spell types differently)."""
         if self.postgres:
-            return sa.func.json_typeof(self.column[self.key]).in_(postgres)
+            return getattr(sa.func, f"{self.prefix}_typeof")(self.column[self.key]).in_(postgres)
         return sa.func.json_type(self.column, self.path).in_(sqlite)
 
     def is_string(self) -> Bool:
@@ -68,7 +73,7 @@ class Json:
     def boolean_is(self, flag: bool) -> Bool:
         word = "true" if flag else "false"
         if self.postgres:
-            return (sa.func.json_typeof(self.column[self.key]) == "boolean") & (self.text() == word)
+            return self.kind_in(("boolean",), ()) & (self.text() == word)
         return sa.func.json_type(self.column, self.path) == word
 
     def date(self) -> Any:
@@ -86,12 +91,12 @@ class Json:
         needle = ascii_lower(needle)
         if self.postgres:
             in_text = sa.func.strpos(self.lowered(self.text()), needle) > 0
-            element = (
-                sa.func.json_array_elements(self.column[self.key]).table_valued("value").alias("element")
-            )
+            elements = getattr(sa.func, f"{self.prefix}_array_elements")(self.column[self.key])
+            element = elements.table_valued("value").alias("element")
             text = element.c.value.op("#>>")(sa.literal_column("'{}'"))
             in_list = sa.exists(sa.select(1).select_from(element).where(
-                sa.func.json_typeof(element.c.value) == "string", self.lowered(text) == needle))  # fmt: skip
+                getattr(sa.func, f"{self.prefix}_typeof")(element.c.value) == "string",
+                self.lowered(text) == needle))  # fmt: skip
         else:
             in_text = sa.func.instr(self.lowered(self.text()), needle) > 0
             element = sa.func.json_each(self.column, self.path).table_valued("value", "type").alias("element")
