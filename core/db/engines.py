@@ -97,7 +97,10 @@ def engine_for(url: URL) -> Engine:
                 event.listen(engine, "connect", _sqlite_pragmas)
                 event.listen(engine, "savepoint", _sqlite_savepoint)
             else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **_JSON)
+                # JIT compiling costs seconds on the big one-off queries of segments and gains
+                # nothing on the short, repeated statements Tessera sends.
+                engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                                       connect_args={"options": "-c jit=off"}, **_JSON)  # fmt: skip
             _engines[key] = engine
         return engine
 

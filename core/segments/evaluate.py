@@ -22,7 +22,7 @@ from core.plugin_api import ProfileSnapshot
 from core.profiles.snapshots import snapshot
 from core.segments import rules as r
 from core.segments.clock import Clock
-from core.segments.semantics import is_number, json_matches, typed_matches
+from core.segments.semantics import is_number, json_matches, measure_matches, typed_matches
 from core.segments.sql import CONSENT, EVENT, PROFILE, TRAITS, window_bounds
 
 COMPUTED_COLUMNS = [name for name, f in r.COMPUTED_FIELDS.items() if f.table == "computed"]
@@ -99,7 +99,7 @@ def load_facts(session: Session, profile_ids: Collection[str], needs: Needs) -> 
             facts[row.profile_id].consents.add((row.channel, row.purpose))
     if needs.events:
         query = sa.select(EVENT.c.profile_id, EVENT.c.event, EVENT.c.timestamp, EVENT.c.properties).where(
-            EVENT.c.type == "track", EVENT.c.event.in_(sorted(needs.events))
+            EVENT.c.event.in_(sorted(needs.events))
         )
         if needs.since is not None:
             query = query.where(EVENT.c.timestamp >= needs.since)
@@ -159,13 +159,4 @@ def _behaviour(rule: r.Behaviour, facts: Facts, clock: Clock) -> bool:
             value = sum(numbers)
         else:
             value = sum(numbers) / len(numbers) if numbers else None
-    if value is None:
-        return False
-    op, operand = rule.test.op, rule.test.value
-    if op == r.Op.between:
-        return bool(operand[0] <= value <= operand[1])
-    if op in (r.Op.eq, r.Op.ne):
-        return (value == operand) == (op == r.Op.eq)
-    return {r.Op.lt: value < operand, r.Op.gt: value > operand, r.Op.lte: value <= operand}.get(
-        op, value >= operand
-    )
+    return measure_matches(value, rule.test)

@@ -26,7 +26,7 @@ from core.segments.clock import Clock
 from core.segments.evaluate import evaluate, load_facts, needs_of
 from core.segments.models import Segment, SegmentMembership, SegmentSize
 from core.segments.service import active_segments
-from core.segments.sql import members_query
+from core.segments.sql import give_room, members_query
 
 MEMBERSHIP = SegmentMembership.__table__  # type: ignore[attr-defined]
 LOCK = "tessera.segments"
@@ -91,6 +91,7 @@ def _event(
 def refresh_segment(session: Session, segment: Segment, rule: r.Rule, clock: Clock) -> Changes:
     """Evaluate one segment in SQL and bring its memberships, size and size history up to date."""
     transaction_lock(session, LOCK)
+    give_room(session)
     connection = session.connection()
     assert segment.id is not None
     now = clock.now

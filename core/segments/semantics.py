@@ -175,3 +175,15 @@ def typed_matches(test: Test, kind: Kind, value: Any, clock: Clock) -> bool:
     if op == Op.between:
         return bool(operand[0] <= number <= operand[1])
     return ordered(op, number, operand)
+
+
+def measure_matches(value: float | None, test: Test) -> bool:
+    """Whether a count, sum or average (None: an average of nothing) passes ``test``."""
+    if value is None:
+        return False
+    op, operand = test.op, test.value
+    if op == Op.between:
+        return bool(operand[0] <= value <= operand[1])
+    if op in (Op.eq, Op.ne):
+        return (value == operand) == (op == Op.eq)
+    return ordered(op, value, operand)

@@ -23,7 +23,7 @@ from core.profiles.models import Identity, Profile
 from core.segments import rules as r
 from core.segments.clock import Clock
 from core.segments.models import Segment, SegmentMembership, SegmentSize
-from core.segments.sql import CONSENT, count_query, members_query
+from core.segments.sql import CONSENT, count_query, give_room, members_query
 from core.tenancy.models import Tenant
 from core.tenancy.plugin_settings import enabled_plugins
 
@@ -174,11 +174,13 @@ def archive_segment(session: Session, segment_id: int, actor: str) -> Segment:
 def count(session: Session, rule: r.Rule, clock: Clock) -> int:
     """How many active profiles match ``rule`` now (live, in SQL)."""
     dialect = session.get_bind().dialect.name
+    give_room(session)
     return int(session.connection().execute(count_query(rule, dialect, clock)).scalar_one())
 
 
 def sample(session: Session, rule: r.Rule, clock: Clock, limit: int = SAMPLE) -> list[Profile]:
     """Some matching profiles (the most recently seen first)."""
+    give_room(session)
     members = members_query(rule, session.get_bind().dialect.name, clock).subquery()
     query = (
         select(Profile)
@@ -202,6 +204,7 @@ class Reach:
 
 def reach(session: Session, rule: r.Rule, clock: Clock, channels: Mapping[str, Channel]) -> list[Reach]:
     """Per channel: members with marketing consent for it, and of those, members with its address."""
+    give_room(session)
     members = members_query(rule, session.get_bind().dialect.name, clock).subquery()
     found = []
     for key, channel in sorted(channels.items()):

@@ -16,13 +16,20 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
 
 from core.consent.models import Consent as ConsentRow
 from core.ingest.models import Event
 from core.profiles.models import Profile
 from core.segments import rules as r
 from core.segments.clock import Clock
-from core.segments.semantics import ascii_lower, birthday_window, instant_bounds, relative_range
+from core.segments.semantics import (
+    ascii_lower,
+    birthday_window,
+    instant_bounds,
+    measure_matches,
+    relative_range,
+)
 from core.traits.models import ComputedTraits
 
 PROFILE = Profile.__table__  # type: ignore[attr-defined]
@@ -254,7 +261,8 @@ class Compiler:
         return sa.func.coalesce(column, 0) if found.zero_when_missing else column
 
     def _behaviour(self, rule: r.Behaviour) -> Bool:
-        where = [EVENT.c.type == "track", EVENT.c.event == rule.event, EVENT.c.profile_id.is_not(None)]
+        # Only track events have a name: no filter on the type, so the (name, time) index answers.
+        where = [EVENT.c.event == rule.event, EVENT.c.profile_id.is_not(None)]
         low, high = window_bounds(rule.window, self.clock)
         where += [EVENT.c.timestamp >= low] if low else []
         where += [EVENT.c.timestamp < high] if high else []
@@ -268,6 +276,15 @@ class Compiler:
             assert rule.property is not None
             value = Json(self.dialect, EVENT.c.properties, rule.property).number()
             measure = sa.func.sum(value) if rule.measure == "sum" else sa.func.avg(value)
+        if rule.measure == "avg" or not measure_matches(0.0, rule.test):
+            # No events cannot pass: the members are among the profiles that have some, a semi-join.
+            if rule.measure == "count" and rule.test in (r.Test(r.Op.gte, 1.0), r.Test(r.Op.gt, 0.0)):
+                return PROFILE.c.id.in_(sa.select(EVENT.c.profile_id).where(*where))  # performed at all
+            having = measure_test(measure, rule.test)
+            return PROFILE.c.id.in_(
+                sa.select(EVENT.c.profile_id).where(*where).group_by(EVENT.c.profile_id).having(having)
+            )
+        # No events pass too (a count of 0, a sum of 0): join the per-profile measure, 0 when absent.
         events = (
             sa.select(EVENT.c.profile_id, measure.label("measure"))
             .where(*where)
@@ -275,9 +292,7 @@ class Compiler:
             .subquery(f"events_{len(self.joins)}")
         )
         self.joins.append((events, events.c.profile_id == PROFILE.c.id))
-        # No events: a count of 0 and a sum of 0; an average of nothing, which no test passes.
-        result = events.c.measure if rule.measure == "avg" else sa.func.coalesce(events.c.measure, 0)
-        return measure_test(result, rule.test)
+        return measure_test(sa.func.coalesce(events.c.measure, 0), rule.test)
 
 
 def measure_test(value: Any, test: r.Test) -> Bool:
@@ -298,6 +313,18 @@ def window_bounds(window: r.Window | None, clock: Clock) -> tuple[Any, Any]:
     low = clock.start_of(window.since) if window.since else None
     high = clock.start_of(window.until + timedelta(days=1)) if window.until else None
     return low, high
+
+
+WORK_MEM = "64MB"
+
+
+def give_room(session: Session) -> None:
+    """On PostgreSQL, let this transaction's segment queries hash and group in memory, not on disk.
+
+    The default ``work_mem`` (4 MB) spills the per-profile aggregates of a large tenant to disk.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
 
 
 def members_query(rule: r.Rule, dialect: str, clock: Clock) -> sa.Select[Any]:
