@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from core.consent.models import Consent as ConsentRow
+from core.db.engines import json_dumps
 from core.ingest.models import Event
 from core.profiles.models import Profile
 from core.segments import rules as r
@@ -150,6 +151,9 @@ def json_test(json: Json, test: r.Test, clock: Clock) -> Bool:
 
 
 def _json_equal(json: Json, operand: Any) -> Bool:
+    if json.prefix == "jsonb":  # containment of a scalar is equality of the same JSON type, and fast
+        document = sa.cast(sa.literal(json_dumps({json.key: operand})), JSONB)
+        return json.column.op("@>", is_comparison=True)(document)
     if isinstance(operand, bool):
         return json.boolean_is(operand)
     if isinstance(operand, float):
