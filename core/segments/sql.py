@@ -50,7 +50,9 @@ class Json:
         self.column, self.key = column, key
         self.path = '$."' + key + '"'
         # PostgreSQL spells the functions of json and of jsonb (binary) columns differently.
-        self.prefix = "jsonb" if isinstance(column.type.dialect_impl(_PG), JSONB) else "json"
+        self.prefix = (
+            "jsonb" if self.postgres and isinstance(column.type.dialect_impl(_PG), JSONB) else "json"
+        )
 
     def kind_in(self, postgres: tuple[str, ...], sqlite: tuple[str, ...]) -> Bool:
         """The value's JSON type is one of these (PostgreSQL and SQLite spell types differently)."""

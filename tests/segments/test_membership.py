@@ -174,3 +174,14 @@ def test_the_hourly_evaluation_is_a_durable_job(shop: Session) -> None:
     execute_job(TENANT, job.id)
     shop.expire_all()
     assert current(shop, segment) == {profile_of(shop, "ann")}
+
+
+def test_when_two_profiles_merge_the_absorbed_one_leaves_its_segments(shop: Session) -> None:
+    send(shop, {"type": "identify", "anonymousId": "device-1", "traits": {"country": "FR"}, "messageId": "a1"},
+         identify("ann", country="FR"))  # fmt: skip
+    segment = new_segment(shop, "French", FRENCH)
+    assert len(current(shop, segment)) == 2
+    send(shop, {"type": "identify", "anonymousId": "device-1", "userId": "ann", "messageId": "link"})
+    assert current(shop, segment) == {profile_of(shop, "ann")}
+    exited = [e for e in since(shop, 0) if e.name == "Segment Exited"]
+    assert len(exited) == 1 and exited[0].profile_id != profile_of(shop, "ann")
