@@ -39,7 +39,9 @@ def test_export_then_erase_leaves_no_personal_data(installation) -> None:
          "traits": {"email": "other@example.com"}},
     ]  # fmt: skip
     with Session(tenant_engine(tenant.database)) as session:
-        buyers = create_segment(session, "Buyers", {"type": "event", "event": "Order Completed"}, "admin", {}).id
+        buyers = create_segment(
+            session, "Buyers", {"type": "event", "event": "Order Completed"}, "admin", {}
+        ).id
         session.commit()
         refresh_segments("acme", {"segment_id": buyers})  # empty now: Zoe enters it in real time
         accept(session, "acme", events)

@@ -175,7 +175,9 @@ def test_a_consent_given_through_the_api_brings_the_profile_in_at_once(api) -> N
     members = f"/api/v1/segments/{segment['id']}/members"
     assert client.get(members, headers=auth).json()["members"] == []
     profile_id = client.get("/api/v1/profiles?identifier=user_id:u1", headers=auth).json()["id"]
-    given = client.post(f"/api/v1/profiles/{profile_id}/consents", json={"channel": "sms", "granted": True}, headers=auth)
+    given = client.post(
+        f"/api/v1/profiles/{profile_id}/consents", json={"channel": "sms", "granted": True}, headers=auth
+    )
     assert given.status_code == 200
     assert [m["profile_id"] for m in client.get(members, headers=auth).json()["members"]] == [profile_id]
     detail = client.get(f"/api/v1/profiles/{profile_id}", headers=auth).json()
