@@ -23,6 +23,7 @@ from web.routes import (
     pages,
     profiles,
     profiles_api,
+    segments,
     segments_api,
     settings,
     traits,
@@ -55,6 +56,7 @@ def create_app() -> FastAPI:
         profiles,
         imports,
         traits,
+        segments,
         pages,
     ):
         app.include_router(module.router)

@@ -20,7 +20,6 @@ router = APIRouter(dependencies=[Depends(verify_csrf)])
 Reader = Annotated[Principal, Depends(require(Permission.read_data))]
 
 SECTIONS = {
-    "segments": ("Segments", "Audiences built without code from traits, behaviour and consent."),
     "campaigns": ("Campaigns", "One-shot sends to a segment on any enabled channel."),
     "journeys": ("Journeys", "Event-triggered, multi-step flows with waits, branches and goals."),
     "wallet": ("Wallet", "Apple Wallet and Google Wallet passes: templates, issued passes, live updates."),
