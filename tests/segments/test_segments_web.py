@@ -35,7 +35,10 @@ from core.tenancy.members import put_member
 from core.tenancy.plugin_settings import set_enabled
 from core.tenancy.tenants import get_tenant
 from tests.support import PASSWORD, csrf_of, login
-from web.routes.segments import Options, apply_action, locate, normalize, rule_from_form, shown, typed
+from web.segment_builder.form import locate, rule_from_form
+from web.segment_builder.options import Options
+from web.segment_builder.tree import apply_action, normalize
+from web.segment_builder.values import shown, typed
 
 TENANT = "shop"
 NOW = datetime.now(UTC)
