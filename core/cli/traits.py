@@ -32,7 +32,11 @@ def _as_of(value: str | None) -> datetime | None:
 def fit(
     tenant: Annotated[str, typer.Option("--tenant", help="Slug of the tenant.")],
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="End of the observation period (YYYY-MM-DD); default now.")
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="End of the observation period (YYYY-MM-DD), at which every buyer is scored; default now.",
+        ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:

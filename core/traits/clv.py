@@ -145,9 +145,15 @@ def fit_bgnbd(frequency: npt.ArrayLike, recency: npt.ArrayLike, T: npt.ArrayLike
             f" a repeat purchase; got {x.size} customers, {repeat_buyers} with a repeat purchase"
         )
 
+    # Summaries repeat (time is in whole days): the likelihood of each distinct one, weighted by
+    # how many customers share it, is the same sum at a fraction of the cost.
+    distinct, weights = np.unique(np.stack([x, t_x, big_t], axis=1), axis=0, return_counts=True)
+    ux, ut_x, ubig_t = distinct.T
+    share = weights / x.size
+
     def negative_mean_log_likelihood(log_params: FloatArray) -> float:
         r, alpha, a, b = np.exp(log_params)
-        return -float(np.mean(_bgnbd_log_likelihoods(r, alpha, a, b, x, t_x, big_t)))
+        return -float(np.sum(share * _bgnbd_log_likelihoods(r, alpha, a, b, ux, ut_x, ubig_t)))
 
     # Start from unit shapes and a rate scale matching the population's mean purchase rate.
     mean_rate = max(float(x.mean()), 0.1) / max(float(big_t.mean()), 1e-9)

@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from core.db.base import utcnow
 from core.db.engines import control_session, tenant_engine
 from core.tenancy.tenants import get_tenant
 from core.traits.models import TraitFit
-from core.traits.service import compute_all, fit_models
+from core.traits.service import compute_all, fit_models, load_history
 
 COMPUTE_TRAITS = "core.compute_traits"
 EVERY = timedelta(days=1)
@@ -25,11 +26,12 @@ def tenant_zone(tenant_slug: str) -> tuple[str, ZoneInfo]:
 
 
 def refit(tenant_slug: str, as_of: datetime | None = None) -> tuple[TraitFit, int]:
-    """Fit the models as of ``as_of`` (default now), then recompute every buyer; (fit, buyers)."""
+    """Fit the models as of ``as_of`` (default now), then recompute every buyer as of then; (fit, buyers)."""
     database, zone = tenant_zone(tenant_slug)
     with Session(tenant_engine(database), expire_on_commit=False) as session:
-        fit = fit_models(session, as_of, zone)
-        buyers = compute_all(session, zone=zone)
+        history = load_history(session, as_of or utcnow(), zone)  # read once for both steps
+        fit = fit_models(session, zone=zone, history=history)
+        buyers = compute_all(session, zone=zone, history=history)
         session.commit()
     return fit, buyers
 

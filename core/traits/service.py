@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -55,14 +55,34 @@ def _summary(bought: list[Purchase], end: datetime, zone: tzinfo) -> PurchaseSum
     return summarize_transactions(local, end.astimezone(zone), UNIT)
 
 
-def fit_models(session: Session, as_of: datetime | None = None, zone: tzinfo = UTC) -> TraitFit:
-    """Fit both models on the purchases up to ``as_of`` (default now) and store the fit."""
+@dataclass(frozen=True, eq=False)
+class History:
+    """Every buyer's purchases up to ``end``, and their per-customer summary (read once, used twice)."""
+
+    end: datetime
+    bought: list[Purchase]
+    summary: PurchaseSummary
+
+
+def load_history(session: Session, end: datetime, zone: tzinfo = UTC) -> History:
+    """The purchases up to ``end`` and their summary in the tenant's time zone."""
+    bought = purchases(session, until=end)
+    return History(end, bought, _summary(bought, end, zone))
+
+
+def fit_models(
+    session: Session, as_of: datetime | None = None, zone: tzinfo = UTC, history: History | None = None
+) -> TraitFit:
+    """Fit both models on the purchases up to ``as_of`` (default now) and store the fit.
+
+    ``history``: the purchases up to ``as_of``, when the caller already read them.
+    """
     import numpy as np
 
     from core.traits import clv
 
-    as_of = as_of or utcnow()
-    summary = _summary(purchases(session, until=as_of), as_of, zone)
+    as_of = history.end if history else (as_of or utcnow())
+    summary = (history or load_history(session, as_of, zone)).summary
     problems: list[str] = []
     bgnbd: clv.BgNbdParams | None = None
     spend: clv.GammaGammaParams | None = None
@@ -87,6 +107,8 @@ def fit_models(session: Session, as_of: datetime | None = None, zone: tzinfo = U
 
 def _predictions(fit: TraitFit | None, summary: PurchaseSummary) -> dict[str, Any]:
     """Churn risk, expected purchases and predicted value per customer (None without a model)."""
+    import numpy as np
+
     from core.traits import clv
 
     count = len(summary.customers)
@@ -96,17 +118,22 @@ def _predictions(fit: TraitFit | None, summary: PurchaseSummary) -> dict[str, An
     if fit is None or fit.bgnbd is None or count == 0:
         return out
     purchase_model = clv.BgNbdParams(**fit.bgnbd)
-    x, t_x, big_t = summary.frequency, summary.recency, summary.T
-    out["churn_risk"] = _finite(1.0 - clv.probability_alive(purchase_model, x, t_x, big_t))
+    # Many customers share a (frequency, recency, T) summary: the purchase model runs once per
+    # distinct summary, its results are spread back to the customers.
+    triples = np.stack([summary.frequency, summary.recency, summary.T], axis=1)
+    distinct, inverse = np.unique(triples, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    x, t_x, big_t = distinct.T
+    out["churn_risk"] = _finite((1.0 - clv.probability_alive(purchase_model, x, t_x, big_t))[inverse])
+    expected = {days: clv.expected_purchases(purchase_model, days, x, t_x, big_t)[inverse]
+                for days in (*PROPENSITY_DAYS, CLV_DAYS)}  # fmt: skip
     for days in PROPENSITY_DAYS:
-        out[f"expected_purchases_{days}"] = _finite(
-            clv.expected_purchases(purchase_model, days, x, t_x, big_t)
-        )
+        out[f"expected_purchases_{days}"] = _finite(expected[days])
     if fit.gamma_gamma is not None:
+        # Undiscounted lifetime value (clv.customer_lifetime_value): purchases times spend per purchase.
         spend_model = clv.GammaGammaParams(**fit.gamma_gamma)
-        value = clv.customer_lifetime_value(purchase_model, spend_model, x, t_x, big_t, summary.monetary_value,
-                                            horizon=CLV_DAYS)  # fmt: skip
-        out["predicted_clv"] = _finite(value)
+        per_purchase = clv.expected_average_spend(spend_model, summary.frequency, summary.monetary_value)
+        out["predicted_clv"] = _finite(expected[CLV_DAYS] * per_purchase)
     return out
 
 
@@ -162,15 +189,20 @@ def _days_since(at: datetime, now: datetime, zone: tzinfo) -> float:
     return float((now.astimezone(zone).date() - at.astimezone(zone).date()).days)
 
 
-def compute_all(session: Session, now: datetime | None = None, zone: tzinfo = UTC) -> int:
-    """Recompute every buyer's traits with the latest fit; returns how many buyers there are."""
+def compute_all(
+    session: Session, now: datetime | None = None, zone: tzinfo = UTC, history: History | None = None
+) -> int:
+    """Recompute every buyer's traits with the latest fit; returns how many buyers there are.
+
+    ``history``: the purchases up to ``now``, when the caller already read them.
+    """
     from core.traits.rfm import rfm_scores, score_cuts
 
-    now = now or utcnow()
+    now = history.end if history else (now or utcnow())
     fit = latest_fit(session)
-    bought = purchases(session, until=now)
-    summary = _summary(bought, now, zone)
-    orders = _by_profile(bought)
+    history = history or load_history(session, now, zone)
+    summary = history.summary
+    orders = _by_profile(history.bought)
     days, counts, revenue = _measures(orders, summary.customers, now, zone)
     scored = rfm_scores(days, counts, revenue) if summary.customers else None
     scores = (
