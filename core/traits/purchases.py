@@ -11,9 +11,8 @@ sent twice counts once. Amounts are summed as sent: currencies are not converted
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -27,9 +26,8 @@ ORDER_EVENTS = frozenset({ORDER_COMPLETED, ORDER_REFUNDED})
 EVENT = Event.__table__  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True)
-class Purchase:
-    """One order of one profile, refunds applied."""
+class Purchase(NamedTuple):
+    """One order of one profile, refunds applied (a tuple: millions are made at each refit)."""
 
     profile_id: str
     order_id: str
@@ -63,7 +61,7 @@ def purchases(
         query = query.where(EVENT.c.timestamp <= until)
     connection = session.connection()
     rows: Iterable[Any] = (
-        connection.execute(query)
+        connection.execute(query).all()  # fetched at once: far faster than row by row for millions
         if profile_ids is None
         else select_in(connection, query, EVENT.c.profile_id, profile_ids, pg_type="text")
     )

@@ -15,10 +15,9 @@ Time is counted in days, in the tenant's time zone (one purchase per customer pe
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func
@@ -30,6 +29,9 @@ from core.traits.models import ComputedTraits, TraitFit
 from core.traits.purchases import Purchase, purchases
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from core.traits.summary import PurchaseSummary, TimeUnit
 
 # numpy and scipy (core.traits.clv, .rfm, .summary) are imported where they are used: they add
@@ -39,6 +41,8 @@ UNIT: TimeUnit = "days"
 PROPENSITY_DAYS = (30, 90)
 CLV_DAYS = 365
 TRAITS = ComputedTraits.__table__  # type: ignore[attr-defined]
+ZERO = timedelta(0)
+PREDICTIONS = ("churn_risk", "expected_purchases_30", "expected_purchases_90", "predicted_clv")
 
 
 def latest_fit(session: Session) -> TraitFit | None:
@@ -48,26 +52,61 @@ def latest_fit(session: Session) -> TraitFit | None:
     ).first()
 
 
-def _summary(bought: list[Purchase], end: datetime, zone: tzinfo) -> PurchaseSummary:
-    from core.traits.summary import summarize_transactions
+EPOCH_DAY = date(1970, 1, 1).toordinal()
 
-    local = ((p.profile_id, p.at.astimezone(zone), p.amount) for p in bought)
-    return summarize_transactions(local, end.astimezone(zone), UNIT)
+
+def local_days(moments: Sequence[datetime], zone: tzinfo) -> npt.NDArray[np.int64]:
+    """The calendar day (an ordinal) of each moment in ``zone``; offsets looked up once per UTC hour."""
+    import numpy as np
+
+    seconds = np.fromiter((moment.timestamp() for moment in moments), np.float64, len(moments))
+    hours, inverse = np.unique(np.floor(seconds / 3600), return_inverse=True)
+    offsets = np.array(
+        [(datetime.fromtimestamp(hour * 3600, UTC).astimezone(zone).utcoffset() or ZERO).total_seconds()
+         for hour in hours.tolist()], dtype=np.float64,
+    )  # fmt: skip
+    local = seconds + offsets[inverse.reshape(-1)]
+    return np.floor(local / 86400).astype(np.int64) + EPOCH_DAY
 
 
 @dataclass(frozen=True, eq=False)
 class History:
-    """Every buyer's purchases up to ``end``, and their per-customer summary (read once, used twice)."""
+    """Every buyer's purchases up to ``end`` (oldest first) as arrays, and their summary.
+
+    ``buyers`` are sorted profile ids; per purchase, ``codes`` is its buyer's position, ``days``
+    its local calendar day, ``amounts`` its amount. Read once, used by the fit and the scoring.
+    """
 
     end: datetime
+    zone: tzinfo
     bought: list[Purchase]
+    buyers: tuple[str, ...]
+    codes: npt.NDArray[np.int64]
+    days: npt.NDArray[np.int64]
+    amounts: npt.NDArray[np.float64]
     summary: PurchaseSummary
+
+
+def history_of(bought: list[Purchase], end: datetime, zone: tzinfo) -> History:
+    """The history of these purchases (in time order) as of ``end`` in ``zone``."""
+    import numpy as np
+
+    from core.traits.summary import summarize_days
+
+    buyers = tuple(sorted({p.profile_id for p in bought}))
+    index = {buyer: position for position, buyer in enumerate(buyers)}
+    codes = np.fromiter((index[p.profile_id] for p in bought), np.int64, len(bought))
+    days = local_days([p.at for p in bought], zone)
+    amounts = np.fromiter((p.amount for p in bought), np.float64, len(bought))
+    end_day = int(local_days([end], zone)[0])
+    summary = summarize_days(buyers, codes, days, amounts, end_day, UNIT)
+    assert summary.customers == buyers  # every purchase is up to ``end``: the arrays line up
+    return History(end, zone, bought, buyers, codes, days, amounts, summary)
 
 
 def load_history(session: Session, end: datetime, zone: tzinfo = UTC) -> History:
     """The purchases up to ``end`` and their summary in the tenant's time zone."""
-    bought = purchases(session, until=end)
-    return History(end, bought, _summary(bought, end, zone))
+    return history_of(purchases(session, until=end), end, zone)
 
 
 def fit_models(
@@ -113,8 +152,7 @@ def _predictions(fit: TraitFit | None, summary: PurchaseSummary) -> dict[str, An
 
     count = len(summary.customers)
     none: list[float | None] = [None] * count
-    out: dict[str, Any] = {"churn_risk": none, "expected_purchases_30": none, "expected_purchases_90": none,
-                           "predicted_clv": none}  # fmt: skip
+    out: dict[str, Any] = dict.fromkeys(PREDICTIONS, none)
     if fit is None or fit.bgnbd is None or count == 0:
         return out
     purchase_model = clv.BgNbdParams(**fit.bgnbd)
@@ -141,52 +179,62 @@ def _finite(values: Any) -> list[float | None]:
     """Plain floats, with None where the model's arithmetic broke down (a degenerate fit)."""
     import numpy as np
 
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
+    array = np.asarray(values, dtype=np.float64)
+    return [v if ok else None for v, ok in zip(array.tolist(), np.isfinite(array).tolist(), strict=True)]
 
 
-def _by_profile(bought: list[Purchase]) -> defaultdict[str, list[Purchase]]:
-    """Each buyer's orders, oldest first (``bought`` is in time order)."""
-    orders: defaultdict[str, list[Purchase]] = defaultdict(list)
-    for purchase in bought:
-        orders[purchase.profile_id].append(purchase)
-    return orders
+@dataclass(frozen=True, eq=False)
+class Totals:
+    """Per buyer (in ``History.buyers`` order): orders, revenue, first and last order, days since."""
+
+    orders: list[int]
+    revenue: list[float]
+    first_order_at: list[datetime]
+    last_order_at: list[datetime]
+    days_since_last_order: list[float]
 
 
-def _measures(
-    orders: dict[str, list[Purchase]], customers: tuple[str, ...], now: datetime, zone: tzinfo
-) -> tuple[list[float], list[int], list[float]]:
-    """Per buyer, in ``customers`` order: days since the last order, orders, revenue (what RFM scores)."""
-    days = [_days_since(orders[c][-1].at, now, zone) for c in customers]
-    counts = [len(orders[c]) for c in customers]
-    revenue = [sum(p.amount for p in orders[c]) for c in customers]
-    return days, counts, revenue
+def totals_of(history: History, now: datetime) -> Totals:
+    """What each buyer's orders add up to, counted at ``now`` in the history's time zone."""
+    import numpy as np
+
+    count = len(history.buyers)
+    orders = np.bincount(history.codes, minlength=count)
+    revenue = np.bincount(history.codes, weights=history.amounts, minlength=count)
+    # Purchases are in time order: a buyer's first is their first occurrence, their last the first
+    # occurrence in reverse.
+    first = np.unique(history.codes, return_index=True)[1]
+    last = len(history.codes) - 1 - np.unique(history.codes[::-1], return_index=True)[1]
+    today = int(local_days([now], history.zone)[0])
+    bought = history.bought
+    return Totals(
+        orders.tolist(), revenue.tolist(), [bought[i].at for i in first.tolist()],
+        [bought[i].at for i in last.tolist()], (today - history.days[last]).astype(np.float64).tolist(),
+    )  # fmt: skip
 
 
 def _rows(
-    orders: dict[str, list[Purchase]], summary: PurchaseSummary, now: datetime, zone: tzinfo,
-    fit: TraitFit | None, scores: tuple[list[int], list[int], list[int]],
+    history: History, totals: Totals, now: datetime, fit: TraitFit | None,
+    scores: tuple[list[int], list[int], list[int]],
 ) -> list[dict[str, Any]]:  # fmt: skip
     from core.traits.rfm import rfm_segment
 
-    predicted = _predictions(fit, summary)
+    predicted = _predictions(fit, history.summary)
+    details = {"fit_id": fit.id if fit else None}
+    churn, next_30, next_90, value = (predicted[name] for name in PREDICTIONS)
     rows = []
-    for i, profile_id in enumerate(summary.customers):
-        mine = orders[profile_id]
+    for i, profile_id in enumerate(history.buyers):
         recency, frequency, monetary = scores[0][i], scores[1][i], scores[2][i]
         rows.append({
-            "profile_id": profile_id, "orders": len(mine), "revenue": round(sum(p.amount for p in mine), 2),
-            "first_order_at": mine[0].at, "last_order_at": mine[-1].at,
-            "days_since_last_order": _days_since(mine[-1].at, now, zone),
+            "profile_id": profile_id, "orders": totals.orders[i], "revenue": round(totals.revenue[i], 2),
+            "first_order_at": totals.first_order_at[i], "last_order_at": totals.last_order_at[i],
+            "days_since_last_order": totals.days_since_last_order[i],
             "rfm_recency": recency, "rfm_frequency": frequency, "rfm_monetary": monetary,
             "rfm_segment": rfm_segment(recency, frequency).value,
-            **{name: values[i] for name, values in predicted.items()},
-            "computed_at": now, "details": {"fit_id": fit.id if fit else None},
+            "churn_risk": churn[i], "expected_purchases_30": next_30[i], "expected_purchases_90": next_90[i],
+            "predicted_clv": value[i], "computed_at": now, "details": details,
         })  # fmt: skip
     return rows
-
-
-def _days_since(at: datetime, now: datetime, zone: tzinfo) -> float:
-    return float((now.astimezone(zone).date() - at.astimezone(zone).date()).days)
 
 
 def compute_all(
@@ -201,16 +249,15 @@ def compute_all(
     now = history.end if history else (now or utcnow())
     fit = latest_fit(session)
     history = history or load_history(session, now, zone)
-    summary = history.summary
-    orders = _by_profile(history.bought)
-    days, counts, revenue = _measures(orders, summary.customers, now, zone)
-    scored = rfm_scores(days, counts, revenue) if summary.customers else None
+    totals = totals_of(history, now)
+    days, counts, revenue = totals.days_since_last_order, totals.orders, totals.revenue
+    scored = rfm_scores(days, counts, revenue) if history.buyers else None
     scores = (
         (scored.recency.tolist(), scored.frequency.tolist(), scored.monetary.tolist())
         if scored
         else ([], [], [])
     )
-    rows = _rows(orders, summary, now, zone, fit, scores)
+    rows = _rows(history, totals, now, fit, scores)
     session.exec(delete(ComputedTraits))  # type: ignore[call-overload]
     insert_rows(session.connection(), TRAITS, rows)
     if fit is not None:
@@ -233,17 +280,18 @@ def refresh_profiles(
 
     now = now or utcnow()
     fit = latest_fit(session)
-    bought = purchases(session, profile_ids, until=now)
-    summary = _summary(bought, now, zone)
-    orders = _by_profile(bought)
+    history = history_of(purchases(session, profile_ids, until=now), now, zone)
+    totals = totals_of(history, now)
     cuts = (fit.rfm_cuts if fit else None) or {}
-    days, counts, revenue = _measures(orders, summary.customers, now, zone)
     scores = (
-        [score_against(d, cuts.get("recency", []), higher_is_better=False) for d in days],
-        [score_against(c, cuts.get("frequency", [])) for c in counts],
-        [score_against(r, cuts.get("monetary", [])) for r in revenue],
+        [
+            score_against(d, cuts.get("recency", []), higher_is_better=False)
+            for d in totals.days_since_last_order
+        ],
+        [score_against(c, cuts.get("frequency", [])) for c in totals.orders],
+        [score_against(r, cuts.get("monetary", [])) for r in totals.revenue],
     )
-    rows = _rows(orders, summary, now, zone, fit, scores)
+    rows = _rows(history, totals, now, fit, scores)
     connection = session.connection()
     delete_in(connection, TRAITS, TRAITS.c.profile_id, profile_ids, pg_type="text")
     insert_rows(connection, TRAITS, rows)

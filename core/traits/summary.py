@@ -27,7 +27,6 @@ Conventions
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -65,29 +64,56 @@ def summarize_transactions(
 ) -> PurchaseSummary:
     """The ``frequency``, ``recency``, ``T`` and ``monetary_value`` of each customer who bought
     by ``observation_end``, following the conventions of the module docstring."""
+    rows = list(transactions)
+    customers = tuple(sorted({customer for customer, _, _ in rows}))
+    index = {customer: position for position, customer in enumerate(customers)}
+    codes = np.fromiter((index[customer] for customer, _, _ in rows), np.int64, len(rows))
+    days = np.fromiter((_day(when) for _, when, _ in rows), np.int64, len(rows))
+    amounts = np.fromiter((float(amount) for _, _, amount in rows), np.float64, len(rows))
+    bad = np.flatnonzero(~np.isfinite(amounts) & (days <= _day(observation_end)))
+    if bad.size:
+        customer, when, _ = rows[int(bad[0])]
+        raise ValueError(f"the amount of a transaction of {customer!r} on {when} is not finite")
+    return summarize_days(customers, codes, days, amounts, _day(observation_end), unit)
+
+
+def summarize_days(
+    customers: tuple[str, ...],
+    codes: npt.NDArray[np.int64],
+    days: npt.NDArray[np.int64],
+    amounts: npt.NDArray[np.float64],
+    end_day: int,
+    unit: TimeUnit = "days",
+) -> PurchaseSummary:
+    """:func:`summarize_transactions` over arrays: per transaction, its customer's position in the
+    sorted ``customers``, its day (an ordinal) and its amount; sums add up in the given order."""
     if unit not in DAYS_PER_UNIT:
         raise ValueError(f"the time unit is 'days' or 'weeks', not {unit!r}")
-    end_day = _day(observation_end)
-    spent: defaultdict[str, defaultdict[int, float]] = defaultdict(lambda: defaultdict(float))
-    for customer, when, amount in transactions:
-        day = _day(when)
-        if day <= end_day:
-            value = float(amount)
-            if not np.isfinite(value):
-                raise ValueError(f"the amount of a transaction of {customer!r} on {when} is not finite")
-            spent[customer][day] += value
-    customers = tuple(sorted(spent))
-    frequency, recency, big_t, monetary_value = (np.zeros(len(customers)) for _ in range(4))
-    for position, customer in enumerate(customers):
-        days = sorted(spent[customer].items())
-        first_day, last_day = days[0][0], days[-1][0]
-        repeats = [amount for _, amount in days[1:]]
-        frequency[position] = len(repeats)
-        recency[position] = last_day - first_day
-        big_t[position] = end_day - first_day
-        monetary_value[position] = sum(repeats) / len(repeats) if repeats else 0.0
+    kept = days <= end_day
+    codes, days, amounts = codes[kept], days[kept], amounts[kept]
+    if codes.size == 0:
+        empty = np.zeros(0)
+        return PurchaseSummary((), empty, empty, empty, empty, unit)
+    # One group per (customer, day), sorted by customer then day; its amount is the day's total.
+    low = int(days.min())
+    span = int(days.max()) - low + 1
+    groups, inverse = np.unique(codes * span + (days - low), return_inverse=True)
+    day_total = np.bincount(inverse.reshape(-1), weights=amounts, minlength=groups.size)
+    group_customer, group_day = groups // span, groups % span + low
+    present, first, count = np.unique(group_customer, return_index=True, return_counts=True)
+    last = first + count - 1
+    repeat = np.ones(groups.size, dtype=bool)
+    repeat[first] = False
+    owner = np.repeat(np.arange(present.size), count)
+    repeat_total = np.bincount(owner[repeat], weights=day_total[repeat], minlength=present.size)
+    frequency = (count - 1).astype(np.float64)
+    monetary_value = np.divide(repeat_total, frequency, out=np.zeros(present.size), where=frequency > 0)
     scale = DAYS_PER_UNIT[unit]
-    return PurchaseSummary(customers, frequency, recency / scale, big_t / scale, monetary_value, unit)
+    recency = (group_day[last] - group_day[first]).astype(np.float64) / scale
+    big_t = (end_day - group_day[first]).astype(np.float64) / scale
+    return PurchaseSummary(
+        tuple(customers[i] for i in present), frequency, recency, big_t, monetary_value, unit
+    )
 
 
 def _day(when: date) -> int:
