@@ -1,6 +1,6 @@
 """Run the benchmarks and rewrite their sections of docs/benchmarks.md.
 
-scripts/bench [--runs N] [--only startup,ingest,processing,resolution] [--quick] [--backends ...]
+scripts/bench [--runs N] [--only startup,ingest,processing,resolution,audiences] [--quick] [--backends ...]
 
 ``--quick`` is a smoke check of the harness (small sizes, one run; about a minute or two) and
 writes nothing unless ``--write`` is given. Progress goes to stderr, the sections to stdout.
@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import ingest, processing, resolution, startup
+from bench import audiences, ingest, processing, resolution, startup
 from bench.config import Config, make_config
 from bench.installation import BACKENDS
 from bench.report import block, progress, write_section
@@ -25,6 +25,7 @@ SECTIONS: dict[str, Callable[[Config], list[str]]] = {
     ingest.NAME: ingest.run,
     processing.NAME: processing.run,
     resolution.NAME: resolution.run,
+    audiences.NAME: audiences.run,
 }
 
 SIZES = [  # option, Config field, type, help; the default is the field's
@@ -38,6 +39,16 @@ SIZES = [  # option, Config field, type, help; the default is the field's
     ("--resolution-people", "resolution_people", int, "resolution: people"),
     ("--resolution-runs", "resolution_runs", int, "resolution: runs per backend"),
     ("--resolution-timeout", "resolution_timeout_s", float, "resolution: give up after this many seconds"),
+    (
+        "--audience-profiles",
+        "audience_profiles",
+        int,
+        "audiences (PostgreSQL only): profiles of the data set",
+    ),
+    ("--audience-events", "audience_events", int, "audiences: events of the data set"),
+    ("--audience-runs", "audience_runs", int, "audiences: refits"),
+    ("--audience-count-runs", "audience_count_runs", int, "audiences: timed segment counts"),
+    ("--audience-realtime-profiles", "audience_realtime_profiles", int, "audiences: real-time samples"),
 ]
 
 
@@ -71,6 +82,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated backends (default: {','.join(BACKENDS)})",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes and one run: a smoke check")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        default=None,
+        help="audiences: build the data set again even if a complete one of the same sizes is kept",
+    )
     parser.add_argument(
         "--write",
         action=argparse.BooleanOptionalAction,

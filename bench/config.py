@@ -27,9 +27,16 @@ class Config:
     resolution_people: int = 200_000
     resolution_runs: int = 1
     resolution_timeout_s: float = 3600.0
+    # audiences (PostgreSQL only, whatever the backends): the kept data set and the repetitions
+    audience_profiles: int = 1_000_000
+    audience_events: int = 10_000_000
+    audience_runs: int = 3  # refits
+    audience_count_runs: int = 7  # segment counts after a warm-up
+    audience_realtime_profiles: int = 200  # profiles that get one event and a re-evaluation
+    rebuild: bool = False  # build the audiences data set again even if a complete one is kept
 
 
-QUICK = {
+QUICK: dict[str, Any] = {
     "runs": 1,
     "quick": True,
     "warmup_s": 1.0,
@@ -38,6 +45,9 @@ QUICK = {
     "resolution_events": 50_000,
     "resolution_people": 10_000,
     "resolution_timeout_s": 600.0,
+    "audience_profiles": 20_000,
+    "audience_events": 200_000,
+    "audience_runs": 1,
 }
 
 
