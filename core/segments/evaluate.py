@@ -79,18 +79,24 @@ def load_facts(session: Session, profile_ids: Collection[str], needs: Needs) -> 
     """The facts of each of ``profile_ids`` that exists (merged-away ones are inactive)."""
     connection = session.connection()
     facts: dict[str, Facts] = {}
-    query = sa.select(PROFILE.c.id, PROFILE.c.merged_into, PROFILE.c.traits, PROFILE.c.first_seen,
-                      PROFILE.c.last_seen)  # fmt: skip
+    columns = [
+        PROFILE.c.id,
+        PROFILE.c.merged_into,
+        PROFILE.c.traits,
+        PROFILE.c.first_seen,
+        PROFILE.c.last_seen,
+    ]
+    source: Any = PROFILE
+    if needs.computed:  # in the same round trip
+        columns += [TRAITS.c[name] for name in COMPUTED_COLUMNS]
+        source = PROFILE.outerjoin(TRAITS, TRAITS.c.profile_id == PROFILE.c.id)
+    query = sa.select(*columns).select_from(source)
     for row in select_in(connection, query, PROFILE.c.id, profile_ids, pg_type="text"):
-        facts[row.id] = Facts(
-            row.id, active=row.merged_into is None, traits=row.traits or {},
-            fields={"first_seen": row.first_seen, "last_seen": row.last_seen},
-        )  # fmt: skip
+        fields = {"first_seen": row.first_seen, "last_seen": row.last_seen}
+        if needs.computed:
+            fields.update({name: row._mapping[name] for name in COMPUTED_COLUMNS})
+        facts[row.id] = Facts(row.id, active=row.merged_into is None, traits=row.traits or {}, fields=fields)
     ids = list(facts)
-    if needs.computed:
-        columns = [TRAITS.c.profile_id, *(TRAITS.c[name] for name in COMPUTED_COLUMNS)]
-        for row in select_in(connection, sa.select(*columns), TRAITS.c.profile_id, ids, pg_type="text"):
-            facts[row.profile_id].fields.update({name: row._mapping[name] for name in COMPUTED_COLUMNS})
     if needs.consents:
         query = sa.select(CONSENT.c.profile_id, CONSENT.c.channel, CONSENT.c.purpose).where(
             CONSENT.c.granted.is_(True)

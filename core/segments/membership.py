@@ -29,6 +29,7 @@ from core.segments.service import active_segments
 from core.segments.sql import give_room, members_query
 
 MEMBERSHIP = SegmentMembership.__table__  # type: ignore[attr-defined]
+SEGMENT = Segment.__table__  # type: ignore[attr-defined]
 LOCK = "tessera.segments"
 
 
@@ -59,10 +60,18 @@ def compiled_segments(session: Session, conditions: Mapping[str, SegmentConditio
     A segment whose rule no longer parses (a plugin it uses was disabled) is skipped: its members
     stay as they were until it is fixed.
     """
-    segments = active_segments(session)
-    key = (str(session.get_bind().engine.url), tuple(sorted(conditions)),
-           tuple((s.id, s.updated_at, s.counted_at is None) for s in segments))  # fmt: skip
+    versions = (
+        session.connection()
+        .execute(
+            sa.select(SEGMENT.c.id, SEGMENT.c.updated_at, SEGMENT.c.counted_at.is_(None)).where(
+                SEGMENT.c.archived_at.is_(None)
+            )
+        )
+        .all()
+    )  # no rules: they are read only when something changed
+    key = (str(session.get_bind().engine.url), tuple(sorted(conditions)), tuple(sorted(map(tuple, versions))))
     if key not in _cache:
+        segments = active_segments(session)
         stored = {s.id: s.rule for s in segments}
         parsed = []
         for segment in segments:
@@ -152,34 +161,49 @@ def reevaluate(
     segments = [s for s in compiled_segments(session, conditions) if not s.first]
     if not segments or not profile_ids:
         return Changes()
-    transaction_lock(session, LOCK)
-    connection = session.connection()
     facts = load_facts(session, profile_ids, needs_of([s.rule for s in segments], clock))
-    current: dict[tuple[int, str], int] = {}
+    inside = {(s.id, pid) for pid in profile_ids if (fact := facts.get(pid)) is not None
+              for s in segments if evaluate(s.rule, fact, clock)}  # fmt: skip
+    changes = _diff(segments, profile_ids, inside, _current(session, profile_ids))
+    if not changes.entered and not changes.exited:
+        return changes  # the common case: nothing to write, no lock to wait for
+    transaction_lock(session, LOCK)
+    current = _current(session, profile_ids)  # again, under the lock: a batch pass may have written
+    changes = _diff(segments, profile_ids, inside, current)
+    names = {s.id: s for s in segments}
+    connection = session.connection()
+    insert_rows(connection, MEMBERSHIP, [{"segment_id": sid, "profile_id": pid, "entered_at": clock.now,
+                                          "exited_at": None} for sid, pid in changes.entered])  # fmt: skip
+    update_rows(
+        connection, MEMBERSHIP, [{"id": current[pair], "exited_at": clock.now} for pair in changes.exited]
+    )
+    emit_many(session, [_event(SEGMENT_ENTERED, names[sid], pid, clock.now, "realtime") for sid, pid in changes.entered]
+              + [_event(SEGMENT_EXITED, names[sid], pid, clock.now, "realtime") for sid, pid in changes.exited])  # fmt: skip
+    return changes
+
+
+def _current(session: Session, profile_ids: Collection[str]) -> dict[tuple[int, str], int]:
+    """The open stays of these profiles: (segment id, profile id) → membership id."""
     query = sa.select(MEMBERSHIP.c.id, MEMBERSHIP.c.segment_id, MEMBERSHIP.c.profile_id).where(
         MEMBERSHIP.c.exited_at.is_(None)
     )
-    for row in select_in(connection, query, MEMBERSHIP.c.profile_id, profile_ids, pg_type="text"):
-        current[(row.segment_id, row.profile_id)] = row.id
+    rows = select_in(session.connection(), query, MEMBERSHIP.c.profile_id, profile_ids, pg_type="text")
+    return {(row.segment_id, row.profile_id): row.id for row in rows}
+
+
+def _diff(
+    segments: list[Compiled], profile_ids: Collection[str], inside: set[tuple[int, str]],
+    current: Mapping[tuple[int, str], int],
+) -> Changes:  # fmt: skip
+    """Who enters (inside, no open stay) and who exits (an open stay, no longer inside)."""
     changes = Changes()
-    opened, closed, events = [], [], []
     for profile_id in profile_ids:
-        fact = facts.get(profile_id)
         for segment in segments:
-            inside = fact is not None and evaluate(segment.rule, fact, clock)
             pair = (segment.id, profile_id)
-            if inside and pair not in current:
+            if pair in inside and pair not in current:
                 changes.entered.append(pair)
-                opened.append({"segment_id": segment.id, "profile_id": profile_id, "entered_at": clock.now,
-                               "exited_at": None})  # fmt: skip
-                events.append(_event(SEGMENT_ENTERED, segment, profile_id, clock.now, "realtime"))
-            elif not inside and pair in current:
+            elif pair not in inside and pair in current:
                 changes.exited.append(pair)
-                closed.append({"id": current[pair], "exited_at": clock.now})
-                events.append(_event(SEGMENT_EXITED, segment, profile_id, clock.now, "realtime"))
-    insert_rows(connection, MEMBERSHIP, opened)
-    update_rows(connection, MEMBERSHIP, closed)
-    emit_many(session, events)
     return changes
 
 
