@@ -213,6 +213,8 @@ class Compiler:
         self.postgres = dialect == "postgresql"
         self.joins: list[tuple[Any, Bool]] = []
         self.traits: Any = None
+        self.exact: set[int] = set()
+        self.kept: list[Bool] = []
 
     def members(self, rule: r.Rule) -> sa.Select[Any]:
         """``SELECT profile.id`` of the active profiles matching ``rule``."""
@@ -237,11 +239,25 @@ class Compiler:
             return ~self.condition(rule.child)
         if isinstance(rule, r.Member):
             return self.condition(rule.rule)
-        return two_valued(self._atom(rule))
+        atom = self._atom(rule)
+        # Left bare when it cannot be NULL, so PostgreSQL can turn an IN into a semi-join.
+        return atom if id(atom) in self.exact else two_valued(atom)
+
+    def _exact(self, condition: Bool) -> Bool:
+        """Mark ``condition`` as never NULL (``profile.id IN (...)`` of non-null ids, containment)."""
+        self.exact.add(id(condition))
+        self.kept.append(condition)  # ids stay unique while the compiler lives
+        return condition
+
+    def _semi_join(self, ids: sa.Select[Any]) -> Bool:
+        return self._exact(PROFILE.c.id.in_(ids))
 
     def _atom(self, rule: r.Rule) -> Bool:
         if isinstance(rule, r.Trait):
-            return json_test(Json(self.dialect, PROFILE.c.traits, rule.key), rule.test, self.clock)
+            json = Json(self.dialect, PROFILE.c.traits, rule.key)
+            condition = json_test(json, rule.test, self.clock)
+            exact = json.prefix == "jsonb" and rule.test.op in (r.Op.eq, r.Op.in_)  # containment
+            return self._exact(condition) if exact else condition
         if isinstance(rule, r.Computed):
             return self._computed(rule)
         if isinstance(rule, r.Behaviour):
@@ -252,7 +268,7 @@ class Compiler:
                 CONSENT.c.purpose == rule.purpose,
                 CONSENT.c.granted.is_(True),
             )
-            return PROFILE.c.id.in_(granted)
+            return self._semi_join(granted)
         assert isinstance(rule, r.PluginCondition)
         return rule.type.to_sql(rule.params, PROFILE)
 
@@ -263,7 +279,7 @@ class Compiler:
             # Profiles without computed traits cannot pass: a semi-join, which can use an index.
             column = TRAITS.c[found.key]
             passing = typed_test(column, found.kind, rule.test, self.clock, self.postgres)
-            return PROFILE.c.id.in_(sa.select(TRAITS.c.profile_id).where(two_valued(passing)))
+            return self._semi_join(sa.select(TRAITS.c.profile_id).where(passing))
         return typed_test(self._field(found), found.kind, rule.test, self.clock, self.postgres)
 
     def _field(self, found: r.ComputedField) -> Any:
@@ -294,9 +310,9 @@ class Compiler:
         if rule.measure == "avg" or not measure_matches(0.0, rule.test):
             # No events cannot pass: the members are among the profiles that have some, a semi-join.
             if rule.measure == "count" and rule.test in (r.Test(r.Op.gte, 1.0), r.Test(r.Op.gt, 0.0)):
-                return PROFILE.c.id.in_(sa.select(EVENT.c.profile_id).where(*where))  # performed at all
+                return self._semi_join(sa.select(EVENT.c.profile_id).where(*where))  # performed at all
             having = measure_test(measure, rule.test)
-            return PROFILE.c.id.in_(
+            return self._semi_join(
                 sa.select(EVENT.c.profile_id).where(*where).group_by(EVENT.c.profile_id).having(having)
             )
         # No events pass too (a count of 0, a sum of 0): join the per-profile measure, 0 when absent.
