@@ -9,6 +9,7 @@ entries ``initial`` (the audience as it was when the segment was made, not peopl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,24 +53,33 @@ class Compiled:
 
 
 _cache: dict[tuple[Any, ...], list[Compiled]] = {}
+# Each process looks at most once a second whether segments changed: real-time evaluation sees a
+# new or changed segment up to a second later (its batch evaluation sees it at once).
+VERSION_TTL_SECONDS = 1.0
+_checked: dict[str, tuple[float, tuple[Any, ...]]] = {}
+
+
+def forget_versions() -> None:
+    """This process changed a segment: look again at the next real-time evaluation."""
+    _checked.clear()
 
 
 def compiled_segments(session: Session, conditions: Mapping[str, SegmentConditionType]) -> list[Compiled]:
-    """Every active segment, parsed (cached per process while no segment changes).
+    """Every active segment, parsed (cached per process while no segment changes; checked each second).
 
     A segment whose rule no longer parses (a plugin it uses was disabled) is skipped: its members
     stay as they were until it is fixed.
     """
-    versions = (
-        session.connection()
-        .execute(
-            sa.select(SEGMENT.c.id, SEGMENT.c.updated_at, SEGMENT.c.counted_at.is_(None)).where(
-                SEGMENT.c.archived_at.is_(None)
-            )
-        )
-        .all()
-    )  # no rules: they are read only when something changed
-    key = (str(session.get_bind().engine.url), tuple(sorted(conditions)), tuple(sorted(map(tuple, versions))))
+    database = str(session.get_bind().engine.url)
+    checked = _checked.get(database)
+    if checked is not None and time.monotonic() - checked[0] < VERSION_TTL_SECONDS:
+        versions = checked[1]
+    else:
+        query = sa.select(SEGMENT.c.id, SEGMENT.c.updated_at, SEGMENT.c.counted_at.is_(None))
+        rows = session.connection().execute(query.where(SEGMENT.c.archived_at.is_(None))).all()
+        versions = tuple(sorted(tuple(row) for row in rows))  # no rules: read only when one changed
+        _checked[database] = (time.monotonic(), versions)
+    key = (database, tuple(sorted(conditions)), versions)
     if key not in _cache:
         segments = active_segments(session)
         stored = {s.id: s.rule for s in segments}
@@ -121,6 +131,7 @@ def refresh_segment(session: Session, segment: Segment, rule: r.Rule, clock: Clo
     emit_many(session, [_event(SEGMENT_ENTERED, segment, p, now, source) for p in entered]
               + [_event(SEGMENT_EXITED, segment, p, now, "batch") for p in exited])  # fmt: skip
     segment.size, segment.counted_at = len(members), now
+    forget_versions()
     session.add(segment)
     _record_size(session, segment.id, len(members), now)
     return Changes([(segment.id, p) for p in entered], [(segment.id, p) for p in exited])

@@ -116,6 +116,7 @@ def create_segment(
                       updated_by=actor)  # fmt: skip
     session.add(segment)
     session.flush()
+    _changed()
     return segment
 
 
@@ -141,7 +142,14 @@ def update_segment(
     segment.updated_at, segment.updated_by = utcnow(), actor
     session.add(segment)
     session.flush()
+    _changed()
     return segment
+
+
+def _changed() -> None:
+    from core.segments.membership import forget_versions  # membership builds on this module
+
+    forget_versions()
 
 
 def referrers(session: Session, segment_id: int) -> list[Segment]:
@@ -168,6 +176,7 @@ def archive_segment(session: Session, segment_id: int, actor: str) -> Segment:
     segment.archived_at, segment.updated_at, segment.updated_by = utcnow(), utcnow(), actor
     session.add(segment)
     close_memberships(session, segment)
+    _changed()
     return segment
 
 
