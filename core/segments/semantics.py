@@ -18,6 +18,7 @@ matches only ``is not set``, ``!=`` and ``not in`` (orders and revenue count 0 w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,17 +74,27 @@ def relative_range(op: Op, days: int, clock: Clock) -> tuple[str | None, str | N
     return clock.today.isoformat(), clock.days_ago(-days).isoformat()  # within next days
 
 
+NEGATED = {Op.ne: Op.eq, Op.not_in: Op.in_}
+
+
+def _presence_or_negation(test: Test, value: Any, decide: Callable[[Test], bool]) -> bool | None:
+    """``is set``, ``is not set``, and ``!=``/``not in`` as the opposite of ``decide`` on ``=``/``in``;
+    None for the other operators."""
+    if test.op == Op.is_set:
+        return value is not None
+    if test.op == Op.is_not_set:
+        return value is None
+    if test.op in NEGATED:
+        return not decide(Test(NEGATED[test.op], test.value))
+    return None
+
+
 def json_matches(test: Test, value: Any, clock: Clock) -> bool:
     """Whether a JSON value (None: absent) passes ``test``."""
+    decided = _presence_or_negation(test, value, lambda other: json_matches(other, value, clock))
+    if decided is not None:
+        return decided
     op, operand = test.op, test.value
-    if op == Op.is_set:
-        return value is not None
-    if op == Op.is_not_set:
-        return value is None
-    if op == Op.ne:
-        return not json_matches(Test(Op.eq, operand), value, clock)
-    if op == Op.not_in:
-        return not json_matches(Test(Op.in_, operand), value, clock)
     if op == Op.eq:
         return _json_equal(value, operand)
     if op == Op.in_:
@@ -148,15 +159,10 @@ def instant_bounds(test: Test, clock: Clock) -> tuple[datetime | None, datetime 
 
 def typed_matches(test: Test, kind: Kind, value: Any, clock: Clock) -> bool:
     """Whether a typed field's value (None: missing) passes ``test``."""
+    decided = _presence_or_negation(test, value, lambda other: typed_matches(other, kind, value, clock))
+    if decided is not None:
+        return decided
     op, operand = test.op, test.value
-    if op == Op.is_set:
-        return value is not None
-    if op == Op.is_not_set:
-        return value is None
-    if op == Op.ne:
-        return not typed_matches(Test(Op.eq, operand), kind, value, clock)
-    if op == Op.not_in:
-        return not typed_matches(Test(Op.in_, operand), kind, value, clock)
     if value is None:
         return False
     if kind == Kind.instant:
