@@ -1,0 +1,1 @@
+"""Messages: what is sent to a profile on a channel (personalization; delivery comes next)."""
