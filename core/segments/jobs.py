@@ -15,13 +15,18 @@ from typing import Any
 from sqlmodel import Session
 
 from core.db.engines import control_session, tenant_engine
-from core.plugins import get_host
 from core.segments.clock import Clock
 from core.segments.membership import Changes, reevaluate, refresh_all, refresh_segment
 from core.segments.rules import RuleError
-from core.segments.service import SegmentNotFound, check_rule, conditions_for, get_segment
+from core.segments.service import (
+    SegmentNotFound,
+    TenantScope,
+    check_rule,
+    conditions_for,
+    get_segment,
+    tenant_scope,
+)
 from core.tenancy.models import Tenant
-from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.tenants import get_tenant
 
 log = logging.getLogger(__name__)
@@ -29,17 +34,16 @@ REFRESH_SEGMENTS = "core.refresh_segments"
 EVERY = timedelta(hours=1)
 
 
-def _tenant(tenant_slug: str) -> tuple[Tenant, frozenset[str]]:
+def _scope(tenant_slug: str) -> tuple[Tenant, TenantScope]:
     with control_session() as control:
         tenant = get_tenant(control, tenant_slug)
-        return tenant, frozenset(enabled_plugins(control, tenant, get_host()))
+        return tenant, tenant_scope(control, tenant)
 
 
 def refresh_segments(tenant_slug: str, payload: dict[str, Any]) -> None:
     """Job handler: evaluate ``payload["segment_id"]`` in batch, or every active segment."""
-    tenant, enabled = _tenant(tenant_slug)
-    conditions = conditions_for(enabled)
-    clock = Clock.at(tenant.timezone)
+    tenant, scope = _scope(tenant_slug)
+    conditions, clock = scope.conditions, scope.clock
     with Session(tenant_engine(tenant.database), expire_on_commit=False) as session:
         segment_id = payload.get("segment_id")
         if isinstance(segment_id, int):
@@ -65,9 +69,9 @@ def after_profiles_changed(
     if not profile_ids:
         return Changes()
     try:
-        if enabled is None:
-            enabled = _tenant(tenant.slug)[1]
-        conditions = conditions_for(frozenset(enabled))
+        conditions = (
+            _scope(tenant.slug)[1].conditions if enabled is None else conditions_for(frozenset(enabled))
+        )
         with Session(tenant_engine(tenant.database), expire_on_commit=False) as session:
             changes = reevaluate(session, sorted(profile_ids), Clock.at(tenant.timezone), conditions)
             session.commit()

@@ -9,6 +9,7 @@ behaviour condition, one consent row per consent condition. Each condition is ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from core.profiles.models import Profile
 from core.segments import rules as r
 from core.segments.clock import Clock
 from core.segments.semantics import (
+    NEGATED,
     ascii_lower,
     birthday_window,
     instant_bounds,
@@ -118,17 +120,24 @@ class Json:
         )
 
 
+def _presence_or_negation(test: r.Test, is_set: Bool, decide: Callable[[r.Test], Bool]) -> Bool | None:
+    """``is set``, ``is not set``, and ``!=``/``not in`` as the two-valued opposite of ``=``/``in``
+    (as :mod:`core.segments.semantics` reads them); None for the other operators."""
+    if test.op == r.Op.is_set:
+        return is_set
+    if test.op == r.Op.is_not_set:
+        return ~two_valued(is_set)
+    if test.op in NEGATED:
+        return ~two_valued(decide(r.Test(NEGATED[test.op], test.value)))
+    return None
+
+
 def json_test(json: Json, test: r.Test, clock: Clock) -> Bool:
     """``test`` on a JSON value, as SQL (possibly NULL: the caller makes it two-valued)."""
+    decided = _presence_or_negation(test, json.is_set(), lambda other: json_test(json, other, clock))
+    if decided is not None:
+        return decided
     op, operand = test.op, test.value
-    if op == r.Op.is_set:
-        return json.is_set()
-    if op == r.Op.is_not_set:
-        return ~two_valued(json.is_set())
-    if op == r.Op.ne:
-        return ~two_valued(json_test(json, r.Test(r.Op.eq, operand), clock))
-    if op == r.Op.not_in:
-        return ~two_valued(json_test(json, r.Test(r.Op.in_, operand), clock))
     if op == r.Op.eq:
         return _json_equal(json, operand)
     if op == r.Op.in_:
@@ -174,15 +183,12 @@ def _compare(left: Any, op: r.Op, operand: Any) -> Bool:
 
 def typed_test(column: Any, kind: r.Kind, test: r.Test, clock: Clock, postgres: bool) -> Bool:
     """``test`` on a typed column (NULL: missing)."""
+    decided = _presence_or_negation(
+        test, column.is_not(None), lambda other: typed_test(column, kind, other, clock, postgres)
+    )
+    if decided is not None:
+        return decided
     op, operand = test.op, test.value
-    if op == r.Op.is_set:
-        return column.is_not(None)
-    if op == r.Op.is_not_set:
-        return column.is_(None)
-    if op == r.Op.ne:
-        return ~two_valued(typed_test(column, kind, r.Test(r.Op.eq, operand), clock, postgres))
-    if op == r.Op.not_in:
-        return ~two_valued(typed_test(column, kind, r.Test(r.Op.in_, operand), clock, postgres))
     if kind == r.Kind.instant:
         low, high = instant_bounds(test, clock)
         return sa.and_(
