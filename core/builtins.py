@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from core.campaigns.jobs import LAUNCH_CAMPAIGN, launch_campaign
+from core.delivery.outbox import SEND_DELIVERIES
+from core.delivery.sending import send_deliveries
 from core.identity.identifiers import CORE_IDENTIFIER_TYPES
 from core.imports.service import IMPORT_JOB, import_csv
 from core.plugin_api import IdentifierType, JobType, hookimpl
@@ -25,9 +28,12 @@ def register_identifier_types(register: Callable[[IdentifierType], None]) -> Non
 
 @hookimpl
 def register_jobs(register: Callable[[JobType], None]) -> None:
-    """Folding accepted events into profiles; CSV imports; computed traits (daily); segments (hourly)."""
+    """Folding accepted events into profiles; CSV imports; computed traits (daily); segments (hourly);
+    campaign launches and sends."""
     register(JobType(key=PROCESS_EVENTS, handler=process_events))
     register(JobType(key=IMPORT_JOB, handler=import_csv))
     register(JobType(key=COMPUTE_TRAITS, handler=compute_traits, every=EVERY))
     register(JobType(key=segment_jobs.REFRESH_SEGMENTS, handler=segment_jobs.refresh_segments,
                      every=segment_jobs.EVERY))  # fmt: skip
+    register(JobType(key=LAUNCH_CAMPAIGN, handler=launch_campaign))
+    register(JobType(key=SEND_DELIVERIES, handler=send_deliveries))

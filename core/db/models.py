@@ -1,8 +1,10 @@
 """Imports every table module so each metadata knows all of its tables (for migrations)."""
 
 from core.audit import models as audit_models  # noqa: F401
+from core.campaigns import models as campaign_models  # noqa: F401
 from core.consent import models as consent_models  # noqa: F401
 from core.db.base import ControlModel, TenantModel
+from core.delivery import models as delivery_models  # noqa: F401
 from core.imports import models as import_models  # noqa: F401
 from core.ingest import models as ingest_models  # noqa: F401
 from core.internal_events import models as internal_event_models  # noqa: F401

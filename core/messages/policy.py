@@ -9,6 +9,8 @@ messages already sent to it (the delivery pipeline reads them from its delivery 
   (an order confirmation, a pass update the customer asked for) do not.
 - **Frequency caps**: at most N messages per profile per period, per channel and over all
   channels, set per tenant. Only sent messages count (suppressed and deferred ones do not).
+- **Rate limits**: sends per second per channel and per tenant (the channel's own limit applies
+  too); the sender waits for them, nothing is dropped.
 - **Quiet hours**: a window of the local day (``21:00``–``08:00`` wraps over midnight) in the
   profile's time zone, else the tenant's, during which marketing messages wait for its end.
 """
@@ -64,6 +66,9 @@ class Policy(BaseModel):
     overall_cap: Cap | None = None
     channel_caps: dict[str, Cap] = {}
     quiet_hours: QuietHours | None = None
+    # Sends per second, per channel and over all channels of the tenant (None: no limit of ours).
+    channel_rates: dict[str, float] = {}
+    tenant_rate: float | None = Field(default=None, gt=0)
 
 
 @dataclass(frozen=True)

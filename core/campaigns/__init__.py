@@ -1,0 +1,1 @@
+"""One-shot campaigns: a message to a segment on one channel, now or at a scheduled time."""

@@ -1,0 +1,342 @@
+"""Campaigns: create and edit, preview and test-send, confirm the reach, launch now or later.
+
+A launch writes one delivery per member of the segment (queued, deferred by quiet hours, or
+suppressed with its reason) in one transaction with their send jobs, so a crash mid-launch
+leaves nothing half-done and a re-run writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, col, select
+
+from core.campaigns.models import Campaign, CampaignStatus
+from core.db.base import utcnow
+from core.delivery.models import Delivery, DeliveryState, Message
+from core.delivery.outbox import NewDelivery, write_deliveries
+from core.delivery.planning import Planned, PlanSummary, deliveries_of, plan, summarize
+from core.delivery.policy_store import get_policy
+from core.delivery.recipients import RecipientData, load_recipients
+from core.messages.content import check_content
+from core.messages.personalization import MessageTemplate, render
+from core.plugin_api import Channel, ChannelContext, ProfileSnapshot
+from core.queue.outbox import add_job
+from core.segments import rules as r
+from core.segments.models import Segment
+from core.segments.service import TenantScope
+from core.segments.sql import give_room, members_query
+from core.tenancy.models import Tenant
+
+LAUNCH_CAMPAIGN = "core.launch_campaign"
+EDITABLE = (CampaignStatus.draft, CampaignStatus.scheduled)
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+
+
+class CampaignNotFound(LookupError):
+    """No campaign has this id."""
+
+
+class CampaignRefused(ValueError):
+    """The change or launch is not possible now; ``str()`` says why and what to do."""
+
+
+class MissingValues(CampaignRefused):
+    """Some profiles lack a value the message uses; ``missing`` lists them per variable."""
+
+    def __init__(self, missing: dict[str, list[str]]):
+        self.missing = missing
+        names = ", ".join(sorted(missing))
+        super().__init__(f"Some profiles have no value for {names}: fix the data or launch without them.")
+
+
+class CampaignIn(BaseModel):
+    """What a marketer or a script gives to create or change a campaign."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    segment_id: int
+    channel: str = Field(min_length=1, max_length=100)
+    content: dict[str, Any]
+    marketing: bool = True
+    goal_event: str | None = Field(default=None, max_length=200)
+    goal_days: int = Field(default=7, ge=1, le=90)
+    scheduled_at: datetime | None = Field(
+        default=None, description="When to send; without an offset, in the tenant's time zone."
+    )
+
+
+def _channel(scope: TenantScope, key: str) -> Channel:
+    channel = scope.channels.get(key)
+    if channel is None:
+        enabled = ", ".join(sorted(scope.channels)) or "none"
+        raise CampaignRefused(f"Channel {key!r} is not enabled for this tenant (enabled: {enabled}).")
+    return channel
+
+
+def _segment(session: Session, segment_id: int) -> Segment:
+    segment = session.get(Segment, segment_id)
+    if segment is None or segment.archived_at is not None:
+        raise CampaignRefused(f"Segment {segment_id} does not exist or is archived.")
+    return segment
+
+
+def _aware(moment: datetime | None, zone: str) -> datetime | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(zone))).astimezone(UTC)
+
+
+def _checked(
+    session: Session, tenant: Tenant, scope: TenantScope, data: CampaignIn, campaign_id: int | None
+) -> dict[str, Any]:
+    _segment(session, data.segment_id)
+    template = check_content(_channel(scope, data.channel), data.content)
+    taken = session.exec(select(Campaign.id).where(Campaign.name == data.name.strip())).first()
+    if taken is not None and taken != campaign_id:
+        raise CampaignRefused(f"A campaign is already named {data.name.strip()!r}.")
+    values = data.model_dump()
+    values.update(
+        name=data.name.strip(),
+        content=template.model_dump(),
+        scheduled_at=_aware(data.scheduled_at, tenant.timezone),
+    )
+    return values
+
+
+def create_campaign(
+    session: Session, tenant: Tenant, scope: TenantScope, data: CampaignIn, actor: str
+) -> Campaign:
+    """A new draft campaign; :class:`CampaignRefused` or :class:`TemplateInvalid` if it cannot be."""
+    campaign = Campaign(**_checked(session, tenant, scope, data, None), created_by=actor, updated_by=actor)
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def update_campaign(
+    session: Session, tenant: Tenant, scope: TenantScope, campaign_id: int, data: CampaignIn, actor: str
+) -> Campaign:
+    """Change a campaign that has not started sending."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.status not in EDITABLE:
+        raise CampaignRefused(f"Campaign {campaign.name!r} is {campaign.status}: it can no longer change.")
+    for name, value in _checked(session, tenant, scope, data, campaign_id).items():
+        setattr(campaign, name, value)
+    campaign.updated_at, campaign.updated_by = utcnow(), actor
+    if campaign.status == CampaignStatus.scheduled:
+        # Re-confirming is required after a change: back to draft, the scheduled job finds nothing to do.
+        campaign.status = CampaignStatus.draft
+    session.add(campaign)
+    return campaign
+
+
+def get_campaign(session: Session, campaign_id: int) -> Campaign:
+    """The campaign, or :class:`CampaignNotFound`."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise CampaignNotFound(f"No campaign {campaign_id}.")
+    return campaign
+
+
+def list_campaigns(session: Session) -> list[Campaign]:
+    """Every campaign, newest first."""
+    return list(
+        session.exec(select(Campaign).order_by(col(Campaign.created_at).desc(), col(Campaign.id).desc()))
+    )
+
+
+def template_of(campaign: Campaign) -> MessageTemplate:
+    """The campaign's content as a template."""
+    return MessageTemplate.model_validate(campaign.content)
+
+
+def audience(session: Session, scope: TenantScope, campaign: Campaign) -> list[str]:
+    """The ids of the segment's members now (the rule evaluated live)."""
+    segment = _segment(session, campaign.segment_id)
+    stored = {s.id: s.rule for s in session.exec(select(Segment).where(col(Segment.archived_at).is_(None)))}
+    rule = r.parse_rule(segment.rule, r.RuleContext(segment_rule=stored.get, conditions=scope.conditions))
+    give_room(session)
+    query = members_query(rule, session.get_bind().dialect.name, scope.clock)
+    return [pid for (pid,) in session.connection().execute(query)]
+
+
+def _plan(session: Session, tenant: Tenant, scope: TenantScope, campaign: Campaign) -> list[Planned]:
+    channel = _channel(scope, campaign.channel)
+    return plan(
+        session.connection(), audience(session, scope, campaign), campaign.channel,
+        channel.capabilities.address_identifier, template_of(campaign), get_policy(session),
+        scope.clock.now, tenant.timezone, campaign.marketing,
+    )  # fmt: skip
+
+
+def confirmation(session: Session, tenant: Tenant, scope: TenantScope, campaign: Campaign) -> PlanSummary:
+    """What a launch now would do: audience size, reach after suppressions, missing values."""
+    return summarize(_plan(session, tenant, scope, campaign))
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """A campaign's message for one profile: its language, fields, and the channel's rendering."""
+
+    profile_id: str
+    language: str
+    fields: dict[str, str]
+    html: str | None
+
+
+def preview(
+    session: Session, scope: TenantScope, ctx: ChannelContext, campaign: Campaign, profile_id: str
+) -> PreviewResult:
+    """The message as ``profile_id`` would get it; :class:`MissingValue` if a value is missing."""
+    channel = _channel(scope, campaign.channel)
+    people = load_recipients(
+        session.connection(), [profile_id], campaign.channel, channel.capabilities.address_identifier
+    )
+    person = people.get(profile_id)
+    if person is None:
+        raise CampaignRefused(f"No profile {profile_id}.")
+    language, fields = render(template_of(campaign), person.context(), person.locale)
+    html = None
+    if channel.capabilities.preview:
+        snapshot = _snapshot(person, campaign.channel)
+        html = channel.render_preview(ctx, channel.Template.model_validate(fields), snapshot).html
+    return PreviewResult(profile_id, language, fields, html)
+
+
+def _snapshot(person: RecipientData, channel_key: str) -> ProfileSnapshot:
+    return ProfileSnapshot(id=person.profile_id, traits=person.traits, consents={channel_key: person.consented},
+                           locale=person.locale, timezone=person.timezone)  # fmt: skip
+
+
+def _message(session: Session, campaign: Campaign) -> Message:
+    message = Message(channel=campaign.channel, content=campaign.content, marketing=campaign.marketing)
+    session.add(message)
+    session.flush()
+    return message
+
+
+def test_send(
+    session: Session, tenant: Tenant, scope: TenantScope, campaign: Campaign, profile_id: str
+) -> int:
+    """Send the message now to one chosen profile (consent, caps and quiet hours do not apply);
+    the delivery id. Test sends never count in the report."""
+    channel = _channel(scope, campaign.channel)
+    people = load_recipients(
+        session.connection(), [profile_id], campaign.channel, channel.capabilities.address_identifier
+    )
+    person = people.get(profile_id)
+    if person is None:
+        raise CampaignRefused(f"No profile {profile_id}.")
+    if not person.address:
+        address = channel.capabilities.address_identifier
+        raise CampaignRefused(f"This profile has no {address} to send a {channel.label} message to.")
+    render(template_of(campaign), person.context(), person.locale)  # a missing value refuses here
+    message = _message(session, campaign)
+    row = NewDelivery(
+        idempotency_key=f"test:{campaign.id}:{uuid.uuid4().hex}", message_id=message.id or 0,
+        profile_id=profile_id, channel=campaign.channel, address=person.address, campaign_id=campaign.id, test=True,
+    )  # fmt: skip
+    return write_deliveries(session, tenant.slug, [row])[0]
+
+
+def launch(
+    session: Session,
+    tenant: Tenant,
+    scope: TenantScope,
+    campaign: Campaign,
+    actor: str,
+    skip_missing: bool = False,
+) -> Campaign:
+    """Confirm a campaign: it launches now, or at its scheduled time.
+
+    Refused with :class:`MissingValues` when some members lack a value the message uses, unless
+    ``skip_missing`` (those members are then suppressed with reason ``missing_value``).
+    """
+    if campaign.status not in EDITABLE:
+        raise CampaignRefused(f"Campaign {campaign.name!r} is {campaign.status}: it was launched already.")
+    summary = confirmation(session, tenant, scope, campaign)
+    if summary.missing and not skip_missing:
+        raise MissingValues(summary.missing)
+    later = campaign.scheduled_at is not None and campaign.scheduled_at > utcnow() + timedelta(seconds=5)
+    campaign.status = CampaignStatus.scheduled if later else CampaignStatus.launching
+    campaign.launched_by, campaign.updated_at = actor, utcnow()
+    session.add(campaign)
+    # A re-confirmed schedule gets a job of its own; a job finding the campaign changed does nothing.
+    key = f"campaign-launch:{campaign.id}:{(campaign.scheduled_at or utcnow()).isoformat()}"
+    add_job(session, tenant.slug, LAUNCH_CAMPAIGN, {"campaign_id": campaign.id}, idempotency_key=key,
+            due_at=campaign.scheduled_at if later else None)  # fmt: skip
+    return campaign
+
+
+def cancel(session: Session, campaign: Campaign, actor: str) -> Campaign:
+    """Stop a campaign that has not launched, or the sends of one still sending (they are suppressed)."""
+    if campaign.status in (CampaignStatus.completed, CampaignStatus.cancelled):
+        raise CampaignRefused(f"Campaign {campaign.name!r} is {campaign.status} already.")
+    session.connection().execute(
+        sa.update(DELIVERY)
+        .where(
+            DELIVERY.c.campaign_id == campaign.id,
+            DELIVERY.c.state == DeliveryState.queued,
+            DELIVERY.c.test.is_(False),
+        )
+        .values(state=DeliveryState.suppressed, reason="cancelled")
+    )
+    campaign.status, campaign.updated_at, campaign.updated_by = CampaignStatus.cancelled, utcnow(), actor
+    session.add(campaign)
+    return campaign
+
+
+def run_launch(session: Session, tenant: Tenant, scope: TenantScope, campaign_id: int) -> int:
+    """Write the campaign's deliveries and their send jobs (the launch job); how many were written.
+
+    Does nothing unless the campaign is waiting to launch and due, so a repeated or stale job is harmless.
+    """
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status not in (CampaignStatus.launching, CampaignStatus.scheduled):
+        return 0
+    if (
+        campaign.status == CampaignStatus.scheduled
+        and campaign.scheduled_at
+        and campaign.scheduled_at > utcnow() + timedelta(seconds=5)
+    ):
+        return 0
+    planned = _plan(session, tenant, scope, campaign)
+    message = _message(session, campaign)
+    assert message.id is not None
+    rows = deliveries_of(planned, message.id, campaign.channel, lambda pid: f"campaign:{campaign.id}:{pid}",
+                         campaign_id=campaign.id)  # fmt: skip
+    written = write_deliveries(session, tenant.slug, rows)
+    campaign.message_id, campaign.status, campaign.launched_at = message.id, CampaignStatus.sending, utcnow()
+    session.add(campaign)
+    return len(written)
+
+
+def settle(session: Session, campaign: Campaign) -> Campaign:
+    """Mark a sending campaign completed once none of its deliveries is queued any more."""
+    if campaign.status != CampaignStatus.sending:
+        return campaign
+    pending = (
+        session.connection()
+        .execute(
+            sa.select(DELIVERY.c.id)
+            .where(
+                DELIVERY.c.campaign_id == campaign.id,
+                DELIVERY.c.state == DeliveryState.queued,
+                DELIVERY.c.test.is_(False),
+            )
+            .limit(1)  # fmt: skip
+        )
+        .first()
+    )
+    if pending is None:
+        campaign.status, campaign.completed_at = CampaignStatus.completed, utcnow()
+        session.add(campaign)
+    return campaign

@@ -1,0 +1,121 @@
+"""Rate limits on sending: token buckets per tenant and channel, shared by every worker process.
+
+With Redis the buckets live there (one Lua script takes from several buckets atomically, so all
+workers of all processes share them); on the embedded default they live in this process, which
+is then the only sender. A bucket refills at ``rate`` tokens per second and holds at most one
+second's worth (at least one token).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+from core.settings import get_settings
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One limit: ``key`` names what it limits, ``rate`` in sends per second."""
+
+    key: str
+    rate: float
+
+
+# KEYS: the buckets; ARGV: now (seconds), wanted, then one rate per bucket.
+# Returns {granted, seconds until the next token when none was granted (as text)}.
+_TAKE = """
+local now = tonumber(ARGV[1])
+local wanted = tonumber(ARGV[2])
+local levels = {}
+local grant = wanted
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[2 + i])
+  local burst = math.max(1, rate)
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(state[1]) or burst
+  local at = tonumber(state[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+  levels[i] = tokens
+  grant = math.min(grant, math.floor(tokens))
+end
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[2 + i])
+  local left = levels[i] - grant
+  redis.call('HSET', key, 'tokens', left, 'at', now)
+  redis.call('EXPIRE', key, 3600)
+  if grant == 0 then wait = math.max(wait, (1 - left) / rate) end
+end
+return {grant, tostring(wait)}
+"""
+
+
+class _LocalBuckets:
+    """The same buckets in this process (embedded default)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.levels: dict[str, tuple[float, float]] = {}
+
+    def take(self, buckets: list[Bucket], wanted: int, now: float) -> tuple[int, float]:
+        with self.lock:
+            levels = []
+            grant = wanted
+            for bucket in buckets:
+                burst = max(1.0, bucket.rate)
+                tokens, at = self.levels.get(bucket.key, (burst, now))
+                tokens = min(burst, tokens + max(0.0, now - at) * bucket.rate)
+                levels.append(tokens)
+                grant = min(grant, math.floor(tokens))
+            wait = 0.0
+            for bucket, tokens in zip(buckets, levels, strict=True):
+                left = tokens - grant
+                self.levels[bucket.key] = (left, now)
+                if grant == 0:
+                    wait = max(wait, (1 - left) / bucket.rate)
+            return grant, wait
+
+
+_local = _LocalBuckets()
+_clients: dict[str, redis.Redis] = {}
+
+
+def take(buckets: list[Bucket], wanted: int) -> tuple[int, float]:
+    """Take up to ``wanted`` tokens from every bucket at once: (granted, seconds to wait if none)."""
+    if not buckets or wanted <= 0:
+        return wanted, 0.0
+    now = time.time()
+    url = get_settings().redis_url if get_settings().uses_redis else None
+    if url is None:
+        return _local.take(buckets, wanted, now)
+    client = _clients.get(url) or _clients.setdefault(url, redis.Redis.from_url(url))
+    keys = [f"tessera:rate:{bucket.key}" for bucket in buckets]
+    granted, wait = client.eval(_TAKE, len(keys), now, wanted, *(b.rate for b in buckets))  # type: ignore[misc]
+    return int(granted), float(wait)
+
+
+def acquire(buckets: list[Bucket], wanted: int) -> int:
+    """Wait until at least one token is free in every bucket, then take up to ``wanted``."""
+    while True:
+        granted, wait = take(buckets, wanted)
+        if granted:
+            return granted
+        time.sleep(max(wait, 0.001))
+
+
+def buckets_for(
+    tenant: str, channel: str, rates: list[float | None], tenant_rate: float | None
+) -> list[Bucket]:
+    """The buckets a send on ``channel`` takes from: the strictest channel rate, and the tenant's."""
+    buckets = []
+    channel_rates = [rate for rate in rates if rate]
+    if channel_rates:
+        buckets.append(Bucket(f"{tenant}:{channel}", min(channel_rates)))
+    if tenant_rate:
+        buckets.append(Bucket(f"{tenant}:*", tenant_rate))
+    return buckets

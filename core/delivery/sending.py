@@ -1,0 +1,315 @@
+"""The send job: a batch of queued deliveries through their channel, within the rate limits.
+
+For each delivery due: re-check consent (it may have been withdrawn since the delivery was
+written), render the personalized content in the profile's language, track its links, let the
+channel check it, then hand the batch to the channel's ``deliver``. Each result is written back:
+sent (with the provider's id), failed for good (with the provider's reason code), or retryable,
+which re-queues the delivery with exponential backoff that honours ``Retry-After``. A worker that
+dies mid-send leaves the job to the sweeper; the re-run sends again with the same idempotency
+keys, which the provider drops as repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from core.db.base import utcnow
+from core.db.bulk import update_rows
+from core.db.engines import control_session, tenant_engine
+from core.delivery import rates
+from core.delivery.links import track_links
+from core.delivery.models import Delivery, DeliveryState, Message
+from core.delivery.outbox import queue_sends
+from core.delivery.policy_store import get_policy
+from core.delivery.recipients import RecipientData, load_recipients
+from core.messages.personalization import MessageTemplate, MissingValue, TemplateInvalid, render
+from core.plugin_api import (
+    Channel,
+    ChannelContext,
+    DeliveryResult,
+    DeliveryStatus,
+    OutboundMessage,
+    PermanentDeliveryError,
+    ProfileSnapshot,
+    TransientDeliveryError,
+)
+from core.plugins import get_host
+from core.queue.outbox import backoff
+from core.tenancy.errors import TenancyError
+from core.tenancy.models import Tenant
+from core.tenancy.plugin_settings import channel_context
+from core.tenancy.tenants import get_tenant
+
+log = logging.getLogger(__name__)
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+MAX_ATTEMPTS = 8
+# A job may start a moment before its deliveries are due (clocks of workers differ slightly).
+DUE_SLACK = timedelta(seconds=2)
+
+
+@dataclass
+class _Route:
+    """How one channel is reached for this tenant now (or why it cannot be)."""
+
+    channel: Channel | None
+    ctx: ChannelContext | None
+    buckets: list[rates.Bucket] = field(default_factory=list)
+    problem: str | None = None
+
+
+@dataclass
+class _Outcome:
+    """What to write back to one delivery."""
+
+    state: DeliveryState
+    reason: str | None = None
+    detail: str | None = None
+    provider_id: str | None = None
+    retry_after: float | None = None
+    retryable: bool = False
+
+
+def send_deliveries(tenant_slug: str, payload: dict[str, Any]) -> None:
+    """Job ``core.send_deliveries``: send the deliveries ``payload["ids"]`` that are queued and due."""
+    ids = [int(i) for i in payload.get("ids", [])]
+    with control_session() as control:
+        tenant = get_tenant(control, tenant_slug)
+    engine = tenant_engine(tenant.database)
+    with Session(engine, expire_on_commit=False) as session:
+        rows = _due_rows(session, ids)
+        if not rows:
+            return
+        policy = get_policy(session)
+        routes = _routes(tenant, {row.channel for row in rows}, policy.channel_rates, policy.tenant_rate)
+        outcomes, outbound = _prepare(session, tenant, rows, routes)
+        _write(session, tenant.slug, rows, outcomes, prepared=outbound)
+        session.commit()
+    by_channel: defaultdict[str, list[OutboundMessage]] = defaultdict(list)
+    for channel_key, message in outbound.values():
+        by_channel[channel_key].append(message)
+    for channel_key, messages in by_channel.items():
+        results = _deliver(routes[channel_key], messages)
+        with Session(engine, expire_on_commit=False) as session:
+            sent_rows = [row for row in rows if row.id in results]
+            _write(session, tenant.slug, sent_rows, results)
+            session.commit()
+
+
+def _due_rows(session: Session, ids: list[int]) -> list[Delivery]:
+    query = select(Delivery).where(
+        col(Delivery.id).in_(ids),
+        Delivery.state == DeliveryState.queued,
+        col(Delivery.due_at) <= utcnow() + DUE_SLACK,
+    )
+    rows = list(session.exec(query.order_by(col(Delivery.id))))
+    # Outcomes are written in bulk (update_rows), never by flushing these objects.
+    session.expunge_all()
+    return rows
+
+
+def _routes(
+    tenant: Tenant, channels: set[str], channel_rates: dict[str, float], tenant_rate: float | None
+) -> dict[str, _Route]:
+    host = get_host()
+    routes = {}
+    with control_session() as control:
+        for key in channels:
+            registered = host.channels.get(key)
+            if registered is None:
+                routes[key] = _Route(None, None, problem=f"Channel {key!r} is not installed.")
+                continue
+            try:
+                ctx = channel_context(control, tenant, host, key)
+            except TenancyError as exc:
+                routes[key] = _Route(None, None, problem=str(exc))
+                continue
+            channel = registered.item
+            limits = [channel.capabilities.rate_limit_per_second, channel_rates.get(key)]
+            routes[key] = _Route(channel, ctx, rates.buckets_for(tenant.slug, key, limits, tenant_rate))
+    return routes
+
+
+def _prepare(
+    session: Session, tenant: Tenant, rows: list[Delivery], routes: dict[str, _Route]
+) -> tuple[dict[int, _Outcome], dict[int, tuple[str, OutboundMessage]]]:
+    """Outcomes for deliveries that cannot go, and the outbound messages of those that can."""
+    outcomes: dict[int, _Outcome] = {}
+    outbound: dict[int, tuple[str, OutboundMessage]] = {}
+    wanted = select(Message).where(col(Message.id).in_({r.message_id for r in rows}))
+    messages = {m.id: m for m in session.exec(wanted)}
+    by_channel: defaultdict[str, list[Delivery]] = defaultdict(list)
+    for row in rows:
+        by_channel[row.channel].append(row)
+    for channel_key, channel_rows in by_channel.items():
+        route = routes[channel_key]
+        if route.channel is None or route.ctx is None:
+            for row in channel_rows:
+                outcomes[_id(row)] = _Outcome(DeliveryState.failed, "channel_unavailable", route.problem)
+            continue
+        address_type = route.channel.capabilities.address_identifier
+        profile_ids = [r.profile_id for r in channel_rows]
+        people = load_recipients(session.connection(), profile_ids, channel_key, address_type)
+        for row in channel_rows:
+            found = _outbound(tenant, row, messages.get(row.message_id), people.get(row.profile_id), route)
+            if isinstance(found, _Outcome):
+                outcomes[_id(row)] = found
+            else:
+                outbound[_id(row)] = (channel_key, found)
+    return outcomes, outbound
+
+
+def _id(row: Delivery) -> int:
+    assert row.id is not None
+    return row.id
+
+
+def _outbound(
+    tenant: Tenant, row: Delivery, message: Message | None, person: RecipientData | None, route: _Route
+) -> _Outcome | OutboundMessage:
+    """The message for one delivery, or why it does not go."""
+    assert route.channel is not None and route.ctx is not None
+    if message is None:
+        return _Outcome(DeliveryState.failed, "message_missing", "The message of this delivery is gone.")
+    if person is None:
+        return _Outcome(DeliveryState.suppressed, "profile_gone", "The profile was erased or merged.")
+    if message.marketing and not person.consented:
+        return _Outcome(DeliveryState.suppressed, "no_consent", "Consent was withdrawn before sending.")
+    context = person.context(row.event)
+    try:
+        language, fields = render(MessageTemplate.model_validate(message.content), context, person.locale)
+    except MissingValue as exc:
+        return _Outcome(DeliveryState.failed, "missing_value", str(exc))
+    except TemplateInvalid as exc:
+        return _Outcome(DeliveryState.failed, "invalid_template", str(exc)[:1000])
+    fields, targets = track_links(fields, tenant.slug, _id(row), route.ctx.public_url)
+    try:
+        template = route.channel.Template.model_validate(fields)
+    except ValidationError as exc:
+        return _Outcome(DeliveryState.failed, "invalid_content", _validation_text(exc))
+    address_type = route.channel.capabilities.address_identifier
+    snapshot = ProfileSnapshot(
+        id=person.profile_id, identifiers={address_type: [row.address]} if address_type and row.address else {},
+        traits=person.traits, consents={row.channel: person.consented}, locale=person.locale,
+        timezone=person.timezone,
+    )  # fmt: skip
+    problems = route.channel.validate(route.ctx, template, snapshot)
+    if problems:
+        detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
+        return _Outcome(DeliveryState.failed, "invalid_for_channel", detail[:1000])
+    row.language, row.links = language, targets or None
+    return OutboundMessage(
+        delivery_id=str(row.id), idempotency_key=row.idempotency_key, profile=snapshot,
+        address=row.address or "", template=template.model_dump(mode="json"), variables=context,
+    )  # fmt: skip
+
+
+def _validation_text(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())[:1000]
+
+
+def _deliver(route: _Route, messages: list[OutboundMessage]) -> dict[int, _Outcome]:
+    """Send within the rate limits; an outcome per delivery id."""
+    assert route.channel is not None and route.ctx is not None
+    outcomes: dict[int, _Outcome] = {}
+    pending = list(messages)
+    while pending:
+        granted = rates.acquire(route.buckets, len(pending))
+        chunk, pending = pending[:granted], pending[granted:]
+        try:
+            results = route.channel.deliver(route.ctx, chunk)
+        except TransientDeliveryError as exc:
+            results = [_failed(m, exc.reason_code, str(exc), True, exc.retry_after) for m in chunk]
+        except PermanentDeliveryError as exc:
+            results = [_failed(m, exc.reason_code, str(exc), False, None) for m in chunk]
+        except Exception as exc:  # noqa: BLE001 - a broken plugin fails its deliveries, retryably
+            log.exception("channel %s failed to deliver", route.channel.key)
+            results = [_failed(m, "channel_error", f"{type(exc).__name__}: {exc}", True, None) for m in chunk]
+        answered = {r.delivery_id: r for r in results}
+        for message in chunk:
+            result = answered.get(message.delivery_id) or _failed(
+                message, "no_result", "The channel returned no result for this message.", True, None
+            )
+            outcomes[int(message.delivery_id)] = _outcome_of(result)
+    return outcomes
+
+
+def _failed(
+    message: OutboundMessage, code: str, detail: str, retryable: bool, retry_after: float | None
+) -> DeliveryResult:
+    return DeliveryResult(delivery_id=message.delivery_id, status=DeliveryStatus.failed, reason_code=code,
+                          detail=detail[:1000], retryable=retryable, retry_after=retry_after)  # fmt: skip
+
+
+def _outcome_of(result: DeliveryResult) -> _Outcome:
+    if result.status != DeliveryStatus.failed:
+        return _Outcome(DeliveryState.sent, provider_id=result.provider_id)
+    return _Outcome(DeliveryState.failed, result.reason_code or "failed", result.detail,
+                    retry_after=result.retry_after, retryable=result.retryable)  # fmt: skip
+
+
+def _write(
+    session: Session,
+    tenant: str,
+    rows: list[Delivery],
+    outcomes: dict[int, _Outcome],
+    prepared: dict[int, Any] | None = None,
+) -> None:
+    """Write outcomes (and the language and links of ``prepared`` rows); re-queue retries."""
+    now = utcnow()
+    updates: list[dict[str, Any]] = []
+    retries: list[tuple[int, datetime]] = []
+    for row in rows:
+        delivery_id = _id(row)
+        outcome = outcomes.get(delivery_id)
+        if outcome is None and (prepared is None or delivery_id not in prepared):
+            continue
+        values = _values(row)
+        if outcome is not None:
+            _apply(values, outcome, now)
+            if values["state"] == DeliveryState.queued:
+                retries.append((delivery_id, values["due_at"]))
+        updates.append(values)
+    update_rows(session.connection(), DELIVERY, updates)
+    queue_sends(session, tenant, retries)
+
+
+def _values(row: Delivery) -> dict[str, Any]:
+    return {"id": row.id, "state": row.state, "reason": row.reason, "detail": row.detail,
+            "attempts": row.attempts, "due_at": row.due_at, "provider_id": row.provider_id,
+            "sent_at": row.sent_at, "failed_at": row.failed_at, "language": row.language,
+            "links": row.links}  # fmt: skip
+
+
+def _apply(values: dict[str, Any], outcome: _Outcome, now: datetime) -> None:
+    if outcome.state == DeliveryState.sent:
+        values.update(state=DeliveryState.sent, provider_id=outcome.provider_id, sent_at=now,
+                      attempts=values["attempts"] + 1, reason=None, detail=None)  # fmt: skip
+        return
+    if outcome.retryable:
+        attempts = values["attempts"] + 1
+        values["attempts"] = attempts
+        if attempts < MAX_ATTEMPTS:
+            values.update(state=DeliveryState.queued, reason=outcome.reason, detail=outcome.detail,
+                          due_at=now + backoff(attempts, outcome.retry_after))  # fmt: skip
+            return
+        outcome = _Outcome(DeliveryState.failed, outcome.reason or "retries_exhausted",
+                           f"Gave up after {attempts} attempts: {outcome.detail or ''}".strip())  # fmt: skip
+    values.update(state=outcome.state, reason=outcome.reason, detail=(outcome.detail or "")[:1000] or None)
+    if outcome.state == DeliveryState.failed:
+        values["failed_at"] = now
+
+
+def pending_count(session: Session, **where: Any) -> int:
+    """How many deliveries matching ``where`` (column=value) are still queued."""
+    query = sa.select(sa.func.count()).select_from(DELIVERY).where(DELIVERY.c.state == DeliveryState.queued)
+    for name, value in where.items():
+        query = query.where(DELIVERY.c[name] == value)
+    return int(session.connection().execute(query).scalar_one())

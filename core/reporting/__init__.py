@@ -1,0 +1,1 @@
+"""One delivery report for every channel, counted from the delivery rows."""
