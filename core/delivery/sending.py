@@ -75,6 +75,7 @@ class _Outcome:
     provider_id: str | None = None
     retry_after: float | None = None
     retryable: bool = False
+    attempted: bool = False  # the channel was asked (an attempt), or it was settled before that
 
 
 def send_deliveries(tenant_slug: str, payload: dict[str, Any]) -> None:
@@ -250,9 +251,9 @@ def _failed(
 
 def _outcome_of(result: DeliveryResult) -> _Outcome:
     if result.status != DeliveryStatus.failed:
-        return _Outcome(DeliveryState.sent, provider_id=result.provider_id)
+        return _Outcome(DeliveryState.sent, provider_id=result.provider_id, attempted=True)
     return _Outcome(DeliveryState.failed, result.reason_code or "failed", result.detail,
-                    retry_after=result.retry_after, retryable=result.retryable)  # fmt: skip
+                    retry_after=result.retry_after, retryable=result.retryable, attempted=True)  # fmt: skip
 
 
 def _write(
@@ -289,19 +290,20 @@ def _values(row: Delivery) -> dict[str, Any]:
 
 
 def _apply(values: dict[str, Any], outcome: _Outcome, now: datetime) -> None:
+    if outcome.attempted:
+        values["attempts"] += 1
     if outcome.state == DeliveryState.sent:
-        values.update(state=DeliveryState.sent, provider_id=outcome.provider_id, sent_at=now,
-                      attempts=values["attempts"] + 1, reason=None, detail=None)  # fmt: skip
+        values.update(
+            state=DeliveryState.sent, provider_id=outcome.provider_id, sent_at=now, reason=None, detail=None
+        )
         return
     if outcome.retryable:
-        attempts = values["attempts"] + 1
-        values["attempts"] = attempts
-        if attempts < MAX_ATTEMPTS:
+        if values["attempts"] < MAX_ATTEMPTS:
             values.update(state=DeliveryState.queued, reason=outcome.reason, detail=outcome.detail,
-                          due_at=now + backoff(attempts, outcome.retry_after))  # fmt: skip
+                          due_at=now + backoff(values["attempts"], outcome.retry_after))  # fmt: skip
             return
-        outcome = _Outcome(DeliveryState.failed, outcome.reason or "retries_exhausted",
-                           f"Gave up after {attempts} attempts: {outcome.detail or ''}".strip())  # fmt: skip
+        detail = f"Gave up after {values['attempts']} attempts: {outcome.detail or ''}".strip()
+        outcome = _Outcome(DeliveryState.failed, outcome.reason or "retries_exhausted", detail)
     values.update(state=outcome.state, reason=outcome.reason, detail=(outcome.detail or "")[:1000] or None)
     if outcome.state == DeliveryState.failed:
         values["failed_at"] = now
