@@ -16,6 +16,7 @@ from web.guard import check_routes_guarded
 from web.routes import (
     api,
     auth,
+    campaigns_api,
     extensions,
     health,
     imports,
@@ -50,6 +51,7 @@ def create_app() -> FastAPI:
         profiles_api,
         traits_api,
         segments_api,
+        campaigns_api,
         ingest,
         extensions,
         settings,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from core.db.base import utcnow
 from core.delivery.models import Delivery, DeliveryState, LinkClick
@@ -130,9 +130,3 @@ def record_conversions(
             )
             marked += result.rowcount or 0
     return marked
-
-
-def clicks_of(session: Session, delivery_id: int) -> list[LinkClick]:
-    """The clicks on one delivery's links, oldest first."""
-    query = select(LinkClick).where(LinkClick.delivery_id == delivery_id).order_by(col(LinkClick.at))
-    return list(session.exec(query))

@@ -9,18 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, tuple_
+import sqlalchemy as sa
+from sqlalchemy import delete, or_, tuple_, update
 from sqlmodel import Session, col, select
 
 from core.consent.models import Consent, ConsentChange
 from core.consent.service import current, history
+from core.delivery.models import Delivery, LinkClick
 from core.ingest.models import Event
 from core.internal_events.models import InternalEvent
+from core.journeys.models import JourneyEntry, JourneyVisit
 from core.profiles.models import EventIdentity, Identity, IdentityBlock, MergeRecord, Profile
 from core.profiles.service import get_profile, identities_of, merges_of
 from core.sandbox.models import SandboxRequest
 from core.segments.models import SegmentMembership
 from core.traits.models import ComputedTraits
+
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+ERASED = "erased"
 
 
 def person_profiles(session: Session, profile_id: str) -> list[str]:
@@ -59,6 +65,24 @@ def export_person(session: Session, profile_id: str) -> dict[str, Any]:
         "internal_events": [
             e.model_dump(mode="json", exclude={"id"})
             for e in session.exec(select(InternalEvent).where(col(InternalEvent.profile_id).in_(ids)))
+        ],
+        "journey_entries": [
+            e.model_dump(mode="json", exclude={"open_key"})
+            for e in session.exec(select(JourneyEntry).where(col(JourneyEntry.profile_id).in_(ids)))
+        ],
+        "journey_visits": [
+            v.model_dump(mode="json", exclude={"id"})
+            for v in session.exec(select(JourneyVisit).where(col(JourneyVisit.profile_id).in_(ids)))
+        ],
+        "deliveries": [
+            d.model_dump(mode="json")
+            for d in session.exec(
+                select(Delivery).where(col(Delivery.profile_id).in_(ids)).order_by(col(Delivery.id))
+            )
+        ],
+        "link_clicks": [
+            c.model_dump(mode="json", exclude={"id"})
+            for c in session.exec(select(LinkClick).where(col(LinkClick.profile_id).in_(ids)))
         ],
     }
 
@@ -115,6 +139,16 @@ def erase_person(session: Session, profile_id: str) -> Erasure:
     drop(delete(ComputedTraits).where(col(ComputedTraits.profile_id).in_(ids)))
     drop(delete(SegmentMembership).where(col(SegmentMembership.profile_id).in_(ids)))
     drop(delete(InternalEvent).where(col(InternalEvent.profile_id).in_(ids)))
+    drop(delete(JourneyVisit).where(col(JourneyVisit.profile_id).in_(ids)))
+    drop(delete(JourneyEntry).where(col(JourneyEntry.profile_id).in_(ids)))
+    drop(delete(LinkClick).where(col(LinkClick.profile_id).in_(ids)))
+    # Deliveries stay, anonymous, so the reports of past sends keep adding up.
+    session.connection().execute(
+        update(DELIVERY)
+        .where(DELIVERY.c.profile_id.in_(ids))
+        .values(profile_id=ERASED, address=None, event=None, links=None, detail=None,
+                idempotency_key=sa.literal("erased:") + sa.cast(DELIVERY.c.id, sa.String))
+    )  # fmt: skip
     removed_identities = drop(delete(Identity).where(col(Identity.profile_id).in_(ids)))
     sandbox = 0
     for value in values:

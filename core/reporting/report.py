@@ -6,6 +6,7 @@ timestamp, in one query per report: nothing is counted separately, so nothing ca
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -101,20 +102,40 @@ def report(session: Session, zone: str = "UTC", **where: Any) -> Report:
 def over_time(session: Session, zone: str = "UTC", **where: Any) -> dict[str, dict[str, int]]:
     """Per day in ``zone``, how many deliveries reached each moment (sent, delivered, opened...)."""
     conditions = _scope(where)
+    connection = session.connection()
     days: dict[date, dict[str, int]] = {}
-    tz = ZoneInfo(zone)
     for key, column in MOMENTS.items():
-        query = sa.select(DELIVERY.c[column]).where(*conditions, DELIVERY.c[column].is_not(None))
-        # Grouped in Python: the days are the tenant's, and SQLite has no time zones.
-        for (moment,) in session.connection().execute(query):
-            day = _aware(moment).astimezone(tz).date()
-            days.setdefault(day, {}).setdefault(key, 0)
-            days[day][key] += 1
+        moment = DELIVERY.c[column]
+        if connection.dialect.name == "postgresql":
+            day = sa.func.date(sa.func.timezone(zone, moment))
+            query = sa.select(day, sa.func.count()).where(*conditions, moment.is_not(None)).group_by(day)
+            counted = [(found, int(number)) for found, number in connection.execute(query)]
+        else:  # SQLite knows no time zones: the days are counted here
+            tz = ZoneInfo(zone)
+            per_day: dict[date, int] = {}
+            for (at,) in connection.execute(sa.select(moment).where(*conditions, moment.is_not(None))):
+                local = _aware(at).astimezone(tz).date()
+                per_day[local] = per_day.get(local, 0) + 1
+            counted = list(per_day.items())
+        for found, number in counted:
+            days.setdefault(found, {})[key] = number
     return {day.isoformat(): dict(sorted(values.items())) for day, values in sorted(days.items())}
 
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def campaign_totals(session: Session, campaign_ids: Collection[int]) -> dict[int, tuple[int, int]]:
+    """(targeted, sent) of many campaigns in one query, for lists (a full report each would not scale)."""
+    if not campaign_ids:
+        return {}
+    query = (
+        sa.select(DELIVERY.c.campaign_id, sa.func.count(), sa.func.count(DELIVERY.c.sent_at))
+        .where(*_scope({}), DELIVERY.c.campaign_id.in_(list(campaign_ids)))
+        .group_by(DELIVERY.c.campaign_id)
+    )
+    return {cid: (int(total), int(sent)) for cid, total, sent in session.connection().execute(query)}
 
 
 def step_reports(session: Session, journey_id: int, zone: str = "UTC") -> dict[str, Report]:

@@ -24,8 +24,13 @@ import pytest
 from core.plugins import reset_host
 
 HERE = Path(__file__).resolve().parent
-SOURCES = {"sample": HERE / "sample_plugin", "broken": HERE / "broken_plugin"}
-MODULES = ("tessera_sample_channel", "tessera_broken_channel")
+REPO = HERE.parents[1]
+SOURCES = {
+    "sample": HERE / "sample_plugin",
+    "broken": HERE / "broken_plugin",
+    "recording": HERE / "recording_plugin",
+}
+MODULES = ("tessera_sample_channel", "tessera_broken_channel", "tessera_recording_channel")
 TESSERA = str(Path(sys.executable).with_name("tessera"))
 INSTALLED_MARKER = ".tessera-test-installed"
 SETUPTOOLS_NEEDED = (77, 0)  # PEP 639 ``license = "..."`` strings and a built-in ``bdist_wheel``
@@ -67,6 +72,15 @@ def install_package(source: Path, target: Path) -> Path:
         )
     (target / INSTALLED_MARKER).write_text("ok\n", encoding="ascii")
     return target
+
+
+def install_recording_plugin(target: Path) -> Path:
+    """Install ``tessera-recording-channel`` into ``target`` (for use outside pytest too, e.g. benchmarks).
+
+    Put ``target`` on ``PYTHONPATH`` of the processes that should find the plugin, and the repository
+    root too where the channel's sandbox (``tests.fakes.provider``) is wanted.
+    """
+    return install_package(SOURCES["recording"], target)
 
 
 def _forget_plugin_modules() -> None:
@@ -116,4 +130,17 @@ def broken_plugin(plugin_packages: dict[str, Path], monkeypatch: pytest.MonkeyPa
     """``tessera-broken-channel`` (fails at import) is installed, next to ``tessera-sample-channel``."""
     activate(monkeypatch, plugin_packages["broken"], plugin_packages["sample"])
     yield plugin_packages["broken"]
+    deactivate()
+
+
+@pytest.fixture
+def recording_plugin(plugin_packages: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``tessera-recording-channel`` is installed (entry point ``recording_channel``).
+
+    The repository root is on ``PYTHONPATH`` as well, so that ``tessera`` subprocesses find the
+    channel's sandbox (``tests.fakes.provider``).
+    """
+    activate(monkeypatch, plugin_packages["recording"])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.environ["PYTHONPATH"], str(REPO)]))
+    yield plugin_packages["recording"]
     deactivate()

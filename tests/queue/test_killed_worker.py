@@ -9,16 +9,9 @@ sweeper of a new worker re-sends it, the new worker claims it, and the effect ha
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
-import redis
 from sqlmodel import Session
 
 from core.db.engines import control_session, tenant_engine
@@ -28,75 +21,17 @@ from core.queue.models import Job, JobStatus
 from core.queue.outbox import add_job
 from core.tenancy.plugin_settings import set_enabled
 from core.tenancy.tenants import get_tenant
-from tests.plugins_host.packages import TESSERA, subprocess_env
+from tests.plugins_host.packages import subprocess_env
+from tests.workers import kill, redis_or_skip, start_worker, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(180)]
 
 TENANT = "acme"
-WAIT_SECONDS = 60
-
-
-def _redis_or_skip(url: str) -> redis.Redis:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis is unreachable at {url} ({exc}); start it with scripts/services")
-    return client
-
-
-def _start_worker(env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [TESSERA, "worker", "--processes", "1", "--threads", "1"],
-            env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-
-
-def _kill(worker: subprocess.Popen) -> None:
-    """SIGKILL the worker's whole process group (the CLI, its sweeper, dramatiq and its children)."""
-    try:
-        family = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    try:
-        os.killpg(worker.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for process in family:  # one that left the group is not spared
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    worker.wait(timeout=10)
-    _, alive = psutil.wait_procs(family, timeout=10)
-    assert not alive, f"worker processes survived SIGKILL: {alive}"
-
-
-def _wait_until(condition: Callable[[], bool], what: str, log: Path, seconds: float = WAIT_SECONDS) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
-    pytest.fail(f"gave up after {seconds:.0f} s waiting for {what}; worker log:\n{tail}")
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen]]:
-    """Worker subprocesses started by the test, always killed at the end."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for worker in started:
-        if worker.poll() is None or psutil.pid_exists(worker.pid):
-            _kill(worker)
 
 
 def test_the_outbox_survives_a_killed_worker(make_installation, sample_plugin, workers, tmp_path) -> None:
     installation = make_installation("postgres", redis=True)
-    queue = _redis_or_skip(installation.env["TESSERA_REDIS_URL"])
+    queue = redis_or_skip(installation.env["TESSERA_REDIS_URL"])
     queue.flushdb()
     # Bind the actor to this installation's broker: after the fixture's reset_broker(), nothing
     # else does before add_job's message is sent (see the report on core/queue/actors.py).
@@ -125,9 +60,9 @@ def test_the_outbox_survives_a_killed_worker(make_installation, sample_plugin, w
         )
         first_log, second_log = tmp_path / "worker-1.log", tmp_path / "worker-2.log"
 
-        workers.append(_start_worker(env, first_log, tmp_path))
-        _wait_until(started.exists, "the first worker to start the job", first_log)
-        _kill(workers[0])
+        workers.append(start_worker(env, first_log, tmp_path))
+        wait_until(started.exists, "the first worker to start the job", first_log)
+        kill(workers[0])
 
         killed = row()
         assert killed.status == JobStatus.running and killed.attempts == 1
@@ -135,8 +70,8 @@ def test_the_outbox_survives_a_killed_worker(make_installation, sample_plugin, w
         queue.flushdb()  # the message dies with the worker: only the job row is left
         started.unlink()
 
-        workers.append(_start_worker(env, second_log, tmp_path))
-        _wait_until(lambda: row().status == JobStatus.done, "the second worker to finish the job", second_log)
+        workers.append(start_worker(env, second_log, tmp_path))
+        wait_until(lambda: row().status == JobStatus.done, "the second worker to finish the job", second_log)
 
         assert started.exists()  # it ran again from the start...
         assert effect.read_text().splitlines() == [f"{TENANT} touched"]  # ...and its effect happened once
@@ -144,6 +79,6 @@ def test_the_outbox_survives_a_killed_worker(make_installation, sample_plugin, w
         assert done.attempts == 2 and done.last_error is None and done.lease_until is None
     finally:
         for worker in workers:
-            _kill(worker)
+            kill(worker)
         workers.clear()
         queue.flushdb()  # leave no message of this installation for another test's worker

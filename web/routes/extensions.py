@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from core.db.engines import control_session
+from core.db.engines import control_session, tenant_session
+from core.delivery.statuses import apply_channel_events
 from core.plugin_api import Channel, WebhookRequest
 from core.plugins import get_host
 from core.sandbox.service import record_request
@@ -88,7 +89,7 @@ async def sandbox(tenant: str, channel: str, path: str, request: Request) -> Res
 
 @router.api_route("/webhooks/{tenant}/{channel}", methods=["GET", "POST"])
 async def webhook(tenant: str, channel: str, request: Request) -> Response:
-    """A provider's callback, verified and translated by the channel."""
+    """A provider's callback, verified and translated by the channel; its events update the deliveries."""
     plugin, implementation = _channel(channel)
     row = await run_in_threadpool(_tenant_with_plugin, tenant, plugin)
     incoming = WebhookRequest(
@@ -100,6 +101,10 @@ async def webhook(tenant: str, channel: str, request: Request) -> Response:
         with control_session() as session:
             ctx = channel_context(session, row, get_host(), channel)
         answer = implementation.handle_webhook(ctx, incoming)
+        if answer.events:
+            with tenant_session(row.database) as session:
+                apply_channel_events(session, channel, answer.events)
+                session.commit()
         return Response(answer.body, status_code=answer.status_code, media_type=answer.media_type)
 
     return await run_in_threadpool(handle)

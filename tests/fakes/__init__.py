@@ -1,0 +1,1 @@
+"""Local fakes of outside services (providers), for tests and benchmarks."""
