@@ -9,12 +9,13 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 # Public on purpose: signing in, health, docs, static files, plugin-facing endpoints that do their
-# own authentication (provider signatures, sandbox auth) behind a per-tenant enablement check, and
-# ingestion (/v1/, authenticated by the tenant's write key).
+# own authentication (provider signatures, sandbox auth) behind a per-tenant enablement check,
+# ingestion (/v1/, authenticated by the tenant's write key), and tracked links (/l/, clicked by
+# customers; the token is signed per tenant and delivery).
 PUBLIC_PATHS = frozenset(
     {"/login", "/logout", "/", "/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
 )
-PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/")
+PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/", "/l/")
 
 
 class UnguardedRouteError(RuntimeError):

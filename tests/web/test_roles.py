@@ -178,7 +178,8 @@ def test_a_membership_with_an_unknown_role_may_do_nothing(sqlite_installation, t
 # --- deny by default -------------------------------------------------------------------------
 
 PUBLIC_PATHS = {"/", "/login", "/logout", "/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
-PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/")  # /v1: write-key auth
+# /v1: write-key auth; /l: tracked links, signed per tenant and delivery.
+PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/", "/l/")
 
 # The permission each API route needs, written out.
 API_PERMISSIONS = {
