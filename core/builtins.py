@@ -13,6 +13,7 @@ from core.delivery.outbox import SEND_DELIVERIES
 from core.delivery.sending import send_deliveries
 from core.identity.identifiers import CORE_IDENTIFIER_TYPES
 from core.imports.service import IMPORT_JOB, import_csv
+from core.journeys import jobs as journey_jobs
 from core.plugin_api import IdentifierType, JobType, hookimpl
 from core.profiles.jobs import PROCESS_EVENTS, process_events
 from core.segments import jobs as segment_jobs
@@ -29,7 +30,7 @@ def register_identifier_types(register: Callable[[IdentifierType], None]) -> Non
 @hookimpl
 def register_jobs(register: Callable[[JobType], None]) -> None:
     """Folding accepted events into profiles; CSV imports; computed traits (daily); segments (hourly);
-    campaign launches and sends."""
+    campaign launches and sends; journey timers, the journey tick (every minute) and date triggers (hourly)."""
     register(JobType(key=PROCESS_EVENTS, handler=process_events))
     register(JobType(key=IMPORT_JOB, handler=import_csv))
     register(JobType(key=COMPUTE_TRAITS, handler=compute_traits, every=EVERY))
@@ -37,3 +38,6 @@ def register_jobs(register: Callable[[JobType], None]) -> None:
                      every=segment_jobs.EVERY))  # fmt: skip
     register(JobType(key=LAUNCH_CAMPAIGN, handler=launch_campaign))
     register(JobType(key=SEND_DELIVERIES, handler=send_deliveries))
+    register(JobType(key=journey_jobs.ADVANCE_TIMERS, handler=journey_jobs.advance_timers))
+    register(JobType(key=journey_jobs.TICK, handler=journey_jobs.tick, every=journey_jobs.TICK_EVERY))
+    register(JobType(key=journey_jobs.DATES, handler=journey_jobs.dates, every=journey_jobs.DATES_EVERY))

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from core.cli import app as cli
 from core.db.engines import tenant_engine
 from core.ingest.service import accept
+from core.plugins import get_host
 from core.profiles.jobs import process_events
 from core.queue.models import Job
 from core.queue.sweeper import schedule_once, schedule_periodic
@@ -100,7 +101,9 @@ def test_the_page_shows_the_fit_and_queues_a_refit_and_the_profile_shows_its_val
 
 def test_the_sweeper_queues_the_daily_refit_once_a_day(installation, shop) -> None:
     database = shop.tenant.database
-    assert schedule_once() == 2  # the daily refit and the hourly segment evaluation, for the one tenant
+    periodic = {key for key, registered in get_host().jobs.items() if registered.item.every}
+    assert COMPUTE_TRAITS in periodic
+    assert schedule_once() == len(periodic)  # each periodic job of the core, once, for the one tenant
     assert schedule_periodic(TENANT, database, {COMPUTE_TRAITS: timedelta(days=1)}) == 0  # already today's
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     assert schedule_periodic(TENANT, database, {COMPUTE_TRAITS: timedelta(days=1)}, now=tomorrow) == 1

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from core.db.engines import tenant_session
+from core.journeys.service import paths_of
 from core.profiles import privacy_actions
 from core.profiles.service import ProfileNotFound, count_profiles, get_profile, recent, search, timeline
 from core.profiles.views import profile_view
@@ -16,6 +17,7 @@ from core.segments.jobs import after_profiles_changed
 from core.tenancy.roles import Permission
 from web.auth import ControlDB, Principal, client_info, require
 from web.csrf import verify_csrf
+from web.journey_builder.paths import path_views
 from web.routes.pages import page_context, panels
 from web.templating import render
 
@@ -46,7 +48,7 @@ def profile_page(
     source: str = "",
     offset: int = 0,
 ) -> Response:
-    """The 360 view: identities, traits, consents, segments, merges, timeline, plugin panels."""
+    """The 360 view: identities, traits, consents, segments, journeys, merges, timeline, plugin panels."""
     with tenant_session(principal.tenant.database) as tenant_db:
         try:
             profile = get_profile(tenant_db, profile_id)
@@ -55,13 +57,14 @@ def profile_page(
         if profile.id != profile_id:
             return RedirectResponse(f"/t/{principal.tenant.slug}/profiles/{profile.id}", status_code=303)
         view = profile_view(tenant_db, profile.id)
+        journey_paths = path_views(paths_of(tenant_db, profile.id))
         page = timeline(
             tenant_db, profile.id, type_=type or None, source=source or None, offset=max(offset, 0)
         )
     snapshot_context = {"profile_id": profile.id, "traits": view["traits"]}
     context = page_context(
         request, session, principal, section="profiles", profile=view, page=page,
-        filters={"type": type, "source": source}, offset=offset,
+        filters={"type": type, "source": source}, offset=offset, journey_paths=journey_paths,
         panels=panels(principal, "profile", session, snapshot_context),
     )  # fmt: skip
     template = (
