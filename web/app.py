@@ -28,6 +28,7 @@ from web.routes import (
     pages,
     profiles,
     profiles_api,
+    reports,
     segments,
     segments_api,
     sending_policy,
@@ -69,6 +70,7 @@ def create_app() -> FastAPI:
         journeys,
         sending_policy,
         links,
+        reports,
         pages,
     ):
         app.include_router(module.router)

@@ -138,6 +138,12 @@ def campaign_totals(session: Session, campaign_ids: Collection[int]) -> dict[int
     return {cid: (int(total), int(sent)) for cid, total, sent in session.connection().execute(query)}
 
 
+def channels_reported(session: Session) -> list[str]:
+    """The channels that have deliveries (test sends aside), by key."""
+    query = sa.select(DELIVERY.c.channel).where(*_scope({})).group_by(DELIVERY.c.channel)
+    return sorted(channel for (channel,) in session.connection().execute(query))
+
+
 def step_reports(session: Session, journey_id: int, zone: str = "UTC") -> dict[str, Report]:
     """A report per step of a journey that sent something, by step key."""
     query = sa.select(DELIVERY.c.step).where(*_scope({"journey_id": journey_id})).group_by(DELIVERY.c.step)

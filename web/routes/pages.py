@@ -20,11 +20,8 @@ router = APIRouter(dependencies=[Depends(verify_csrf)])
 Reader = Annotated[Principal, Depends(require(Permission.read_data))]
 
 SECTIONS = {
-    "campaigns": ("Campaigns", "One-shot sends to a segment on any enabled channel."),
-    "journeys": ("Journeys", "Event-triggered, multi-step flows with waits, branches and goals."),
     "wallet": ("Wallet", "Apple Wallet and Google Wallet passes: templates, issued passes, live updates."),
     "loyalty": ("Loyalty", "Points rules, tiers, rewards and the ledger behind every balance."),
-    "reports": ("Reports", "One delivery report across every channel."),
 }
 
 

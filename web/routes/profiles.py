@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from core.db.engines import tenant_session
+from core.internal_events.service import of_profile
 from core.journeys.service import paths_of
 from core.profiles import privacy_actions
 from core.profiles.service import ProfileNotFound, count_profiles, get_profile, recent, search, timeline
 from core.profiles.views import profile_view
+from core.reporting.history import messages_of
 from core.segments.jobs import after_profiles_changed
 from core.tenancy.roles import Permission
 from web.auth import ControlDB, Principal, client_info, require
@@ -48,7 +50,7 @@ def profile_page(
     source: str = "",
     offset: int = 0,
 ) -> Response:
-    """The 360 view: identities, traits, consents, segments, journeys, merges, timeline, plugin panels."""
+    """The 360 view: identities, traits, consents, segments, journeys, messages, merges, timeline, plugin panels."""
     with tenant_session(principal.tenant.database) as tenant_db:
         try:
             profile = get_profile(tenant_db, profile_id)
@@ -58,6 +60,7 @@ def profile_page(
             return RedirectResponse(f"/t/{principal.tenant.slug}/profiles/{profile.id}", status_code=303)
         view = profile_view(tenant_db, profile.id)
         journey_paths = path_views(paths_of(tenant_db, profile.id))
+        messages, activity = messages_of(tenant_db, profile.id), of_profile(tenant_db, profile.id, 30)
         page = timeline(
             tenant_db, profile.id, type_=type or None, source=source or None, offset=max(offset, 0)
         )
@@ -65,6 +68,7 @@ def profile_page(
     context = page_context(
         request, session, principal, section="profiles", profile=view, page=page,
         filters={"type": type, "source": source}, offset=offset, journey_paths=journey_paths,
+        messages=messages, activity=activity,
         panels=panels(principal, "profile", session, snapshot_context),
     )  # fmt: skip
     template = (
