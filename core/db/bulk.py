@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, Enum, Select, Table, bindparam, select, text, tuple_
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.db.engines import json_dumps
@@ -81,6 +82,43 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
                 copy.write_row(values)
     finally:
         cursor.close()
+
+
+def insert_new_rows(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    unique: str,
+    returning: Sequence[str],
+) -> list[Any]:
+    """Insert the ``rows`` whose ``unique`` column value is not taken yet; ``returning`` of those inserted.
+
+    One statement over typed arrays on PostgreSQL (a multi-row ``VALUES`` of thousands of rows
+    costs more to compile and parse than to run); chunks of multi-row ``VALUES`` on SQLite.
+    """
+    if not rows:
+        return []
+    names = list(rows[0])
+    back = ", ".join(f'"{name}"' for name in returning)
+    if not is_postgres(connection):
+        dialect_insert = sqlite_insert(table).on_conflict_do_nothing(index_elements=[unique])
+        found: list[Any] = []
+        for chunk in chunks(list(rows), max(1, 30_000 // len(names))):
+            chunk_insert = dialect_insert.values(list(chunk)).returning(
+                *(table.c[name] for name in returning)
+            )
+            found.extend(connection.execute(chunk_insert).all())
+        return found
+    arrays = ", ".join(f"CAST(:c{i} AS {_pg_type(table, name)}[])" for i, name in enumerate(names))
+    columns = ", ".join(f'"{name}"' for name in names)
+    statement = text(
+        f'INSERT INTO "{table.name}" ({columns}) SELECT * FROM unnest({arrays}) '
+        f'ON CONFLICT ("{unique}") DO NOTHING RETURNING {back}'
+    ).columns(*(table.c[name] for name in returning))
+    return list(
+        connection.execute(statement, {f"c{i}": _values(table, name, rows) for i, name in enumerate(names)})
+    )
 
 
 def update_rows(

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from core.db.base import utcnow
-from core.db.bulk import chunks
+from core.db.bulk import chunks, insert_new_rows
 from core.delivery.models import Delivery, DeliveryState
 from core.queue.outbox import add_job
 
@@ -28,7 +27,6 @@ SEND_DELIVERIES = "core.send_deliveries"
 # Deliveries per send job: enough to amortize a job's fixed cost and let a channel send them
 # concurrently, few enough that a retried job repeats little.
 BATCH = 200
-INSERT_CHUNK = 1_000  # rows per INSERT: SQLite takes at most 32,766 parameters
 
 
 @dataclass(frozen=True)
@@ -59,17 +57,11 @@ def write_deliveries(session: Session, tenant: str, new: Sequence[NewDelivery]) 
     the queue when the caller commits.
     """
     now = utcnow()
-    inserted: list[tuple[int, str, datetime]] = []
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    for chunk in chunks(list(new), INSERT_CHUNK):
-        rows = [_row(item, now) for item in chunk]
-        statement = (
-            dialect.insert(DELIVERY)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(DELIVERY.c.id, DELIVERY.c.state, DELIVERY.c.due_at)
-        )
-        inserted.extend(session.connection().execute(statement).all())
+    rows = [_row(item, now) for item in new]
+    returning = ("id", "state", "due_at")
+    inserted = insert_new_rows(
+        session.connection(), DELIVERY, rows, unique="idempotency_key", returning=returning
+    )
     queue_sends(session, tenant, [(i, due) for i, state, due in inserted if state == DeliveryState.queued])
     return [i for i, _, _ in inserted]
 
