@@ -28,6 +28,7 @@ from core.plugins import reset_host
 from core.queue.broker import reset_broker
 from core.settings import reset_settings
 from core.tenancy.onboarding import NewTenant, onboard_tenant
+from tests.fakes.provider import FakeProvider
 from tests.support import PASSWORD
 
 POSTGRES_SERVER = os.environ.get("TESSERA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -122,3 +123,10 @@ def postgres_installation(make_installation) -> Installation:
 def installation(request: pytest.FixtureRequest, make_installation) -> Installation:
     """The same test on both backends."""
     return make_installation(request.param)
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeProvider]:
+    """A fake messaging provider answering on a local port (the recording channel's counterpart)."""
+    with FakeProvider() as running:
+        yield running

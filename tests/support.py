@@ -1,4 +1,5 @@
-"""Helpers shared by tests: signing in through the real forms, bearer headers."""
+"""Helpers shared by tests: signing in through the real forms, bearer headers, running due jobs,
+connecting the recording test channel to a fake provider."""
 
 from __future__ import annotations
 
@@ -74,3 +75,46 @@ def serving(env: dict[str, str], log: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def run_due_jobs(tenant: str, database: str, rounds: int = 50) -> int:
+    """Run the tenant's due pending jobs as a worker would, again until none is left; how many ran."""
+    from sqlmodel import Session, col, select
+
+    from core.db.base import utcnow
+    from core.db.engines import tenant_engine
+    from core.queue.actors import execute_job
+    from core.queue.models import Job, JobStatus
+
+    ran = 0
+    for _ in range(rounds):
+        with Session(tenant_engine(database)) as session:
+            due = session.exec(
+                select(Job.id).where(Job.status == JobStatus.pending, col(Job.due_at) <= utcnow())
+            ).all()
+        if not due:
+            break
+        for job_id in due:
+            assert job_id is not None
+            execute_job(tenant, job_id)
+            ran += 1
+    return ran
+
+
+RECORDING_CHANNEL = "recording_channel"
+
+
+def use_recording_channel(tenant: str, provider_url: str, **config: str) -> None:
+    """Enable the recording test channel for ``tenant`` (live mode), sending to the fake provider."""
+    from core.db.engines import control_session
+    from core.plugins import get_host
+    from core.tenancy.plugin_settings import save_channel_config, set_enabled
+    from core.tenancy.tenants import get_tenant
+    from tests.fakes.provider import DEFAULT_API_KEY
+
+    with control_session() as control:
+        row = get_tenant(control, tenant)
+        set_enabled(control, row, get_host(), RECORDING_CHANNEL, True, sandbox=False)
+        values = {"endpoint": provider_url, "api_key": DEFAULT_API_KEY, **config}
+        save_channel_config(control, row, get_host(), RECORDING_CHANNEL, values)
+        control.commit()

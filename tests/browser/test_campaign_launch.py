@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -18,24 +17,16 @@ from playwright.sync_api import Page, expect
 from sqlmodel import Session
 
 from core.db.engines import control_session, tenant_engine
-from core.plugins import get_host
 from core.segments.service import create_segment
 from core.tenancy.members import put_member
-from core.tenancy.plugin_settings import save_channel_config, set_enabled
 from core.tenancy.tenants import get_tenant
-from tests.fakes.provider import DEFAULT_API_KEY, FakeProvider
+from tests.fakes.provider import FakeProvider
 from tests.plugins_host.packages import plugin_packages, recording_plugin
-from tests.support import PASSWORD, bearer
+from tests.support import PASSWORD, bearer, use_recording_channel
 
 __all__ = ["plugin_packages", "recording_plugin"]
 pytestmark = pytest.mark.browser
 CHANNEL = "recording_channel"
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    with FakeProvider() as running:
-        yield running
 
 
 def identify(user: str, **traits: object) -> dict[str, object]:
@@ -71,11 +62,8 @@ def test_a_marketer_creates_previews_reviews_and_launches_a_campaign(
     with control_session() as control:
         tenant = get_tenant(control, "acme")
         put_member(control, tenant, email="mia@acme.test", role="marketer", password=PASSWORD, actor="test")
-        set_enabled(control, tenant, get_host(), CHANNEL, True, sandbox=False)
-        save_channel_config(
-            control, tenant, get_host(), CHANNEL, {"endpoint": provider.url, "api_key": DEFAULT_API_KEY}
-        )
         control.commit()
+    use_recording_channel("acme", provider.url)
     seed(base, created.write_key, created.api_token)
     with Session(tenant_engine(created.tenant.database), expire_on_commit=False) as session:
         segment = create_segment(session, "Newsletter readers", {"all": []}, "test", {})

@@ -9,28 +9,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from core.db.base import utcnow
 from core.db.engines import control_session, tenant_engine
 from core.ingest.service import accept
-from core.plugins import get_host
 from core.profiles.jobs import process_events
 from core.profiles.service import find_by_identifier
-from core.queue.actors import execute_job
-from core.queue.models import Job, JobStatus
 from core.segments.service import create_segment, tenant_scope
 from core.tenancy.models import Tenant
-from core.tenancy.plugin_settings import save_channel_config, set_enabled
 from core.tenancy.tenants import get_tenant
-from tests.fakes.provider import DEFAULT_API_KEY, FakeProvider
+from tests.fakes.provider import FakeProvider
 from tests.plugins_host.packages import plugin_packages, recording_plugin
+from tests.support import RECORDING_CHANNEL, run_due_jobs, use_recording_channel
 from tests.workers import workers
 
 __all__ = ["plugin_packages", "recording_plugin", "workers"]
 
 TENANT = "shop"
-CHANNEL = "recording_channel"
+CHANNEL = RECORDING_CHANNEL
 EVERYONE = {"type": "trait", "key": "email", "op": "is set"}
 
 
@@ -73,41 +69,18 @@ class Shop:
         assert segment.id is not None
         return segment.id
 
-    def run_jobs(self, rounds: int = 50) -> int:
-        """Run every due pending job, again until none is left; how many ran."""
-        ran = 0
-        for _ in range(rounds):
-            with Session(tenant_engine(self.database)) as session:
-                due = session.exec(
-                    select(Job.id).where(Job.status == JobStatus.pending, col(Job.due_at) <= utcnow())
-                ).all()
-            if not due:
-                break
-            for job_id in due:
-                assert job_id is not None
-                execute_job(TENANT, job_id)
-                ran += 1
+    def run_jobs(self) -> int:
+        """Run every due job as a worker would, until none is left; how many ran."""
+        ran = run_due_jobs(TENANT, self.database)
         self.session.expire_all()
         return ran
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    with FakeProvider() as running:
-        yield running
 
 
 @pytest.fixture
 def shop(installation, recording_plugin, provider) -> Iterator[Shop]:
     created = installation.tenant(TENANT)
     database = created.tenant.database
-    with control_session() as control:
-        tenant = get_tenant(control, TENANT)
-        set_enabled(control, tenant, get_host(), CHANNEL, True, sandbox=False)
-        save_channel_config(
-            control, tenant, get_host(), CHANNEL, {"endpoint": provider.url, "api_key": DEFAULT_API_KEY}
-        )
-        control.commit()
+    use_recording_channel(TENANT, provider.url)
     with Session(tenant_engine(database), expire_on_commit=False) as session:
         yield Shop(database, session, provider, created.api_token, installation)
 

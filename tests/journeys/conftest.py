@@ -12,35 +12,26 @@ import pytest
 from sqlmodel import Session, col, select
 
 from core.db.base import utcnow
-from core.db.engines import control_session, tenant_engine
+from core.db.engines import tenant_engine
 from core.delivery.models import Delivery
 from core.ingest.service import accept
 from core.journeys import service
 from core.journeys.models import Journey, JourneyEntry, JourneyVisit
 from core.journeys.run import Runtime
 from core.journeys.timers import advance_due
-from core.plugins import get_host
 from core.profiles.jobs import process_events
 from core.profiles.service import find_by_identifier
-from core.tenancy.plugin_settings import save_channel_config, set_enabled
-from core.tenancy.tenants import get_tenant
-from tests.delivery.conftest import CHANNEL, TENANT, Shop, provider
-from tests.fakes.provider import DEFAULT_API_KEY
+from tests.delivery.conftest import CHANNEL, TENANT, Shop
 from tests.plugins_host.packages import plugin_packages, recording_plugin
+from tests.support import use_recording_channel
 
-__all__ = ["plugin_packages", "provider", "recording_plugin"]
+__all__ = ["plugin_packages", "recording_plugin"]
 ACTOR = "marketer@shop.test"
 
 
 def _open_shop(installation: Any, provider: Any) -> Iterator[Shop]:
     created = installation.tenant(TENANT)
-    with control_session() as control:
-        tenant = get_tenant(control, TENANT)
-        set_enabled(control, tenant, get_host(), CHANNEL, True, sandbox=False)
-        save_channel_config(
-            control, tenant, get_host(), CHANNEL, {"endpoint": provider.url, "api_key": DEFAULT_API_KEY}
-        )
-        control.commit()
+    use_recording_channel(TENANT, provider.url)
     with Session(tenant_engine(created.tenant.database), expire_on_commit=False) as session:
         yield Shop(created.tenant.database, session, provider, created.api_token, installation)
 

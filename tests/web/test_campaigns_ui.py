@@ -34,15 +34,13 @@ from core.messages.policy import Cap, Policy, QuietHours
 from core.plugins import get_host
 from core.profiles.jobs import process_events
 from core.profiles.service import find_by_identifier
-from core.queue.actors import execute_job
-from core.queue.models import Job, JobStatus
 from core.segments.service import create_segment, tenant_scope
 from core.tenancy.members import put_member
-from core.tenancy.plugin_settings import save_channel_config, set_enabled
+from core.tenancy.plugin_settings import set_enabled
 from core.tenancy.tenants import get_tenant
-from tests.fakes.provider import DEFAULT_API_KEY, FakeProvider
+from tests.fakes.provider import FakeProvider
 from tests.plugins_host.packages import plugin_packages, recording_plugin
-from tests.support import PASSWORD, csrf_of, login
+from tests.support import PASSWORD, csrf_of, login, run_due_jobs, use_recording_channel
 
 __all__ = ["plugin_packages", "recording_plugin"]
 
@@ -102,19 +100,7 @@ class Shop:
 
     def run_jobs(self) -> int:
         """Run every due job as a worker would, until none is left; how many ran."""
-        ran = 0
-        for _ in range(50):
-            with self.session() as session:
-                due = session.exec(
-                    select(Job.id).where(Job.status == JobStatus.pending, col(Job.due_at) <= utcnow())
-                ).all()
-            if not due:
-                break
-            for job_id in due:
-                assert job_id is not None
-                execute_job(TENANT, job_id)
-                ran += 1
-        return ran
+        return run_due_jobs(TENANT, self.database)
 
 
 def audited(action: str) -> list[AuditEntry]:
@@ -152,21 +138,12 @@ def signed_in(installation: Any, email: str) -> TestClient:
 
 
 @pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    with FakeProvider() as running:
-        yield running
-
-
-@pytest.fixture
 def shop(installation, recording_plugin, provider) -> Iterator[Shop]:
     """The shop on each backend, its marketer signed in."""
     created = installation.tenant(TENANT)
+    use_recording_channel(TENANT, provider.url)
     with control_session() as control:
         tenant = get_tenant(control, TENANT)
-        set_enabled(control, tenant, get_host(), CHANNEL, True, sandbox=False)
-        save_channel_config(
-            control, tenant, get_host(), CHANNEL, {"endpoint": provider.url, "api_key": DEFAULT_API_KEY}
-        )
         set_enabled(control, tenant, get_host(), "push_fcm", True)
         for email, role in (("mia@shop.test", "marketer"), ("ana@shop.test", "analyst")):
             put_member(control, tenant, email=email, role=role, password=PASSWORD, actor="test")

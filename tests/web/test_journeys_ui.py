@@ -31,16 +31,13 @@ from core.journeys.models import Journey, JourneyStatus
 from core.plugins import get_host
 from core.profiles.jobs import process_events
 from core.profiles.service import find_by_identifier, get_profile
-from core.queue.actors import execute_job
-from core.queue.models import Job, JobStatus
 from core.segments.clock import Clock
 from core.segments.service import TenantScope, create_segment, tenant_scope
 from core.tenancy.members import put_member
-from core.tenancy.plugin_settings import save_channel_config, set_enabled
+from core.tenancy.plugin_settings import set_enabled
 from core.tenancy.tenants import get_tenant
-from tests.fakes.provider import DEFAULT_API_KEY, FakeProvider
 from tests.plugins_host.packages import plugin_packages, recording_plugin
-from tests.support import PASSWORD, login
+from tests.support import PASSWORD, login, run_due_jobs, use_recording_channel
 from web.journey_builder.flow import layout, problems_by_box
 from web.journey_builder.forms import new_step
 from web.journey_builder.graph import insert, reachable, remove, removed_with
@@ -249,34 +246,16 @@ class Shop:
 
     def run_jobs(self) -> None:
         """Run every due job as a worker would, until none is left."""
-        for _ in range(20):
-            with self.session() as session:
-                due = session.exec(
-                    select(Job.id).where(Job.status == JobStatus.pending, col(Job.due_at) <= utcnow())
-                ).all()
-            if not due:
-                return
-            for job_id in due:
-                assert job_id is not None
-                execute_job(TENANT, job_id)
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    with FakeProvider() as running:
-        yield running
+        run_due_jobs(TENANT, self.database)
 
 
 @pytest.fixture
 def shop(installation, recording_plugin, provider) -> Iterator[Shop]:
     """The shop on each backend: three customers with consent, the recording channel, its marketer signed in."""
     created = installation.tenant(TENANT)
+    use_recording_channel(TENANT, provider.url)
     with control_session() as control:
         tenant = get_tenant(control, TENANT)
-        set_enabled(control, tenant, get_host(), CHANNEL, True, sandbox=False)
-        save_channel_config(
-            control, tenant, get_host(), CHANNEL, {"endpoint": provider.url, "api_key": DEFAULT_API_KEY}
-        )
         for email, role in (("mia@shop.test", "marketer"), ("ana@shop.test", "analyst")):
             put_member(control, tenant, email=email, role=role, password=PASSWORD, actor="test")
         control.commit()

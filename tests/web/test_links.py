@@ -13,25 +13,21 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from core.campaigns import service as campaigns
-from core.db.base import utcnow
 from core.db.engines import control_session, tenant_engine
 from core.delivery.links import token_for
 from core.delivery.models import Delivery, LinkClick
 from core.ingest.service import accept
 from core.internal_events.service import of_profile
-from core.plugins import get_host
 from core.profiles.jobs import process_events
 from core.profiles.service import find_by_identifier
-from core.queue.actors import execute_job
-from core.queue.models import Job, JobStatus
 from core.segments.service import create_segment, tenant_scope
-from core.tenancy.plugin_settings import save_channel_config, set_enabled
 from core.tenancy.tenants import get_tenant
-from tests.fakes.provider import DEFAULT_API_KEY, FakeProvider
+from tests.fakes.provider import FakeProvider
 from tests.plugins_host.packages import plugin_packages, recording_plugin
+from tests.support import run_due_jobs, use_recording_channel
 
 __all__ = ["plugin_packages", "recording_plugin"]
 
@@ -40,29 +36,12 @@ TARGET = "https://shop.example/sale?utm_source=tessera"
 TRACKED = re.compile(r"https?://[^/\s]+(/l/[a-z0-9_-]+/[A-Za-z0-9_-]+)")
 
 
-def _run_jobs(slug: str, database: str) -> None:
-    for _ in range(50):
-        with Session(tenant_engine(database)) as session:
-            due = session.exec(
-                select(Job.id).where(Job.status == JobStatus.pending, col(Job.due_at) <= utcnow())
-            ).all()
-        if not due:
-            return
-        for job_id in due:
-            assert job_id is not None
-            execute_job(slug, job_id)
-
-
 def sent_campaign(slug: str, provider: FakeProvider, installation: Any) -> tuple[str, str]:
     """Tenant ``slug`` sends Ann a campaign with a link; (her profile id, the tracked path she got)."""
     created = installation.tenant(slug)
+    use_recording_channel(slug, provider.url)
     with control_session() as control:
         tenant = get_tenant(control, slug)
-        set_enabled(control, tenant, get_host(), CHANNEL, True, sandbox=False)
-        save_channel_config(
-            control, tenant, get_host(), CHANNEL, {"endpoint": provider.url, "api_key": DEFAULT_API_KEY}
-        )
-        control.commit()
         scope = tenant_scope(control, tenant)
     event = {
         "type": "identify",
@@ -80,17 +59,11 @@ def sent_campaign(slug: str, provider: FakeProvider, installation: Any) -> tuple
         campaigns.launch(session, tenant, scope, campaign, "test")
         session.commit()
     before = len(provider.messages)
-    _run_jobs(slug, created.tenant.database)
+    run_due_jobs(slug, created.tenant.database)
     (message,) = provider.messages[before:]
     found = TRACKED.search(message.body)
     assert found and TARGET not in message.body, message.body
     return profile_id, found.group(1)
-
-
-@pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    with FakeProvider() as running:
-        yield running
 
 
 @pytest.fixture
