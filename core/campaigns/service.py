@@ -26,7 +26,7 @@ from core.delivery.policy_store import get_policy
 from core.delivery.recipients import RecipientData, load_recipients
 from core.messages.content import check_content
 from core.messages.personalization import MessageTemplate, render
-from core.plugin_api import Channel, ChannelContext, ProfileSnapshot
+from core.plugin_api import Channel, ChannelContext, DeliveryError, ProfileSnapshot
 from core.queue.outbox import add_job
 from core.segments import rules as r
 from core.segments.models import Segment
@@ -190,6 +190,7 @@ class PreviewResult:
     language: str
     fields: dict[str, str]
     html: str | None
+    note: str | None = None  # why the channel shows no rendering of its own
 
 
 def preview(
@@ -204,11 +205,15 @@ def preview(
     if person is None:
         raise CampaignRefused(f"No profile {profile_id}.")
     language, fields = render(template_of(campaign), person.context(), person.locale)
-    html = None
-    if channel.capabilities.preview:
-        snapshot = _snapshot(person, campaign.channel)
-        html = channel.render_preview(ctx, channel.Template.model_validate(fields), snapshot).html
-    return PreviewResult(profile_id, language, fields, html)
+    if not channel.capabilities.preview:
+        return PreviewResult(profile_id, language, fields, None, f"{channel.label} offers no preview.")
+    try:
+        rendered = channel.render_preview(
+            ctx, channel.Template.model_validate(fields), _snapshot(person, campaign.channel)
+        )
+    except DeliveryError as exc:  # a channel that cannot preview yet still shows the texts
+        return PreviewResult(profile_id, language, fields, None, str(exc))
+    return PreviewResult(profile_id, language, fields, rendered.html)
 
 
 def _snapshot(person: RecipientData, channel_key: str) -> ProfileSnapshot:

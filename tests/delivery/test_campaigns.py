@@ -190,3 +190,20 @@ def test_report_figures_equal_a_direct_count_of_deliveries(shop) -> None:
     assert sum(day.get("sent", 0) for day in found.over_time.values()) == found.sent == 5
     campaigns.settle(shop.session, campaign)
     assert campaign.status == CampaignStatus.completed
+
+
+def test_a_channel_that_cannot_preview_yet_still_shows_the_texts(shop) -> None:
+    (pid,) = shop.customers(1)
+    from core.db.engines import control_session
+    from core.plugins import get_host
+    from core.tenancy.plugin_settings import channel_context, set_enabled
+
+    with control_session() as control:
+        set_enabled(control, shop.tenant, get_host(), "push_fcm", True)
+        control.commit()
+        ctx = channel_context(control, shop.tenant, get_host(), "push_fcm")
+    data = campaigns.CampaignIn(name="Push", segment_id=shop.segment(), channel="push_fcm", content={
+        "variants": {"en": {"title": "Hi {{ traits.first_name }}", "body": "News"}}, "fallback": "en"})  # fmt: skip
+    campaign = campaigns.create_campaign(shop.session, shop.tenant, shop.scope(), data, "marketer")
+    shown = campaigns.preview(shop.session, shop.scope(), ctx, campaign, pid)
+    assert shown.fields["title"] == "Hi Ann0" and shown.html is None and "preview" in (shown.note or "")
