@@ -12,14 +12,20 @@ source ``identify`` at the event's time and are not kept as a plain trait.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core.consent.models import Consent, ConsentChange
+from core.db.base import utcnow
+from core.db.bulk import delete_in, insert_rows, select_in
 
+CONSENT = Consent.__table__  # type: ignore[attr-defined]
+CONSENT_CHANGE = ConsentChange.__table__  # type: ignore[attr-defined]
 CONSENT_TRAIT = "consent"
 DEFAULT_PURPOSE = "marketing"
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
@@ -62,32 +68,57 @@ def record(
     source: str,
     at: datetime,
     event_id: int | None = None,
-) -> ConsentChange:
+) -> None:
     """Keep a statement in the history and update the current state if it is the newest."""
-    change = ConsentChange(
-        profile_id=profile_id, channel=statement.channel, purpose=statement.purpose,
-        granted=statement.granted, source=source, at=at, event_id=event_id,
-    )  # fmt: skip
-    session.add(change)
+    record_many(session, [Recorded(profile_id, statement, source, at, event_id)])
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A statement to keep, for whom, from where and when (``event_id``: the event that carried it)."""
+
+    profile_id: str
+    statement: Statement
+    source: str
+    at: datetime
+    event_id: int | None = None
+
+
+def record_many(session: Session, items: Sequence[Recorded]) -> None:
+    """Keep many statements at once (set-based: processing records thousands per batch)."""
+    if not items:
+        return
+    now = utcnow()
+    rows = [
+        {"profile_id": i.profile_id, "channel": i.statement.channel, "purpose": i.statement.purpose,
+         "granted": i.statement.granted, "source": i.source, "at": i.at, "event_id": i.event_id, "recorded_at": now}
+        for i in items
+    ]  # fmt: skip
     session.flush()
-    rebuild(session, [profile_id])
-    return change
+    insert_rows(session.connection(), CONSENT_CHANGE, rows)
+    rebuild(session, sorted({i.profile_id for i in items}))
 
 
 def rebuild(session: Session, profile_ids: list[str]) -> None:
     """Recompute the current state of these profiles from their history (latest event time wins)."""
     if not profile_ids:
         return
-    for row in session.exec(select(Consent).where(col(Consent.profile_id).in_(profile_ids))):
-        session.delete(row)
     session.flush()
-    latest: dict[tuple[str, str, str], ConsentChange] = {}
-    changes = session.exec(select(ConsentChange).where(col(ConsentChange.profile_id).in_(profile_ids)))
-    for change in sorted(changes, key=lambda c: (_aware(c.at), c.id or 0)):
+    connection = session.connection()
+    delete_in(connection, CONSENT, CONSENT.c.profile_id, profile_ids, pg_type="text")
+    latest: dict[tuple[str, str, str], Any] = {}
+    changes = sa.select(CONSENT_CHANGE)
+    found = select_in(connection, changes, CONSENT_CHANGE.c.profile_id, profile_ids, pg_type="text")
+    for change in sorted(found, key=lambda c: (_aware(c.at), c.id or 0)):
         latest[(change.profile_id, change.channel, change.purpose)] = change
-    for (profile_id, channel, purpose), change in latest.items():
-        session.add(Consent(profile_id=profile_id, channel=channel, purpose=purpose, granted=change.granted,
-                            source=change.source, at=change.at))  # fmt: skip
+    insert_rows(connection, CONSENT, [
+        {"profile_id": profile_id, "channel": channel, "purpose": purpose, "granted": change.granted,
+         "source": change.source, "at": change.at}
+        for (profile_id, channel, purpose), change in latest.items()
+    ])  # fmt: skip
+    # Consent objects this session loaded before are stale now.
+    for instance in [obj for obj in session.identity_map.values() if isinstance(obj, Consent)]:
+        session.expire(instance)
 
 
 def current(session: Session, profile_id: str) -> list[Consent]:

@@ -370,6 +370,7 @@ class _WriteBack:
             for event_id, row in self.new_events.items()
             if row.type in TRAIT_EVENT_TYPES and isinstance(row.traits, dict) and "consent" in row.traits
         )
+        recorded: list[consent.Recorded] = []
         for key, event_id in with_consent:
             try:
                 statements = consent.statements_from_trait(self.new_events[event_id].traits["consent"])
@@ -379,10 +380,8 @@ class _WriteBack:
                 )
                 continue
             profile_id = self.profile_of_event[event_id]
-            for statement in statements:
-                consent.record(
-                    self.session, profile_id, statement, source="identify", at=key[0], event_id=event_id
-                )
+            recorded.extend(consent.Recorded(profile_id, s, "identify", key[0], event_id) for s in statements)
+        consent.record_many(self.session, recorded)
 
     def _write_profiles(self, moved: set[str]) -> None:
         """Insert new profiles; update traits (last write wins), seen times and names of the others.
