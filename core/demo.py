@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from core.db.engines import control_session
 from core.demo_customers import seed_demo_customers
+from core.demo_orchestration import seed_demo_orchestration
 from core.demo_segments import seed_demo_segments
 from core.tenancy.members import put_member
 from core.tenancy.models import Tenant
@@ -49,7 +50,7 @@ def seed_demo_team(tenant: Tenant) -> None:
         session.commit()
 
 
-SEEDERS: list[Seeder] = [seed_demo_team, seed_demo_customers, seed_demo_segments]
+SEEDERS: list[Seeder] = [seed_demo_team, seed_demo_customers, seed_demo_segments, seed_demo_orchestration]
 
 
 def seed_demo_data(tenant_slug: str) -> None:
