@@ -1,6 +1,7 @@
 """Run the benchmarks and rewrite their sections of docs/benchmarks.md.
 
-scripts/bench [--runs N] [--only startup,ingest,processing,resolution,audiences] [--quick] [--backends ...]
+scripts/bench [--runs N] [--only startup,ingest,processing,resolution,audiences,orchestration] [--quick]
+              [--backends ...]
 
 ``--quick`` is a smoke check of the harness (small sizes, one run; about a minute or two) and
 writes nothing unless ``--write`` is given. Progress goes to stderr, the sections to stdout.
@@ -15,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import audiences, ingest, processing, resolution, startup
+from bench import audiences, ingest, orchestration, processing, resolution, startup
 from bench.config import Config, make_config
 from bench.installation import BACKENDS
 from bench.report import block, progress, write_section
@@ -26,6 +27,7 @@ SECTIONS: dict[str, Callable[[Config], list[str]]] = {
     processing.NAME: processing.run,
     resolution.NAME: resolution.run,
     audiences.NAME: audiences.run,
+    orchestration.NAME: orchestration.run,
 }
 
 SIZES = [  # option, Config field, type, help; the default is the field's
@@ -49,6 +51,28 @@ SIZES = [  # option, Config field, type, help; the default is the field's
     ("--audience-runs", "audience_runs", int, "audiences: refits"),
     ("--audience-count-runs", "audience_count_runs", int, "audiences: timed segment counts"),
     ("--audience-realtime-profiles", "audience_realtime_profiles", int, "audiences: real-time samples"),
+    ("--orchestration-recipients", "orchestration_recipients", int, "orchestration: campaign recipients"),
+    ("--orchestration-runs", "orchestration_runs", int, "orchestration: campaigns measured"),
+    ("--orchestration-threads", "orchestration_threads", int, "orchestration: threads per worker process"),
+    (
+        "--orchestration-prefetch",
+        "orchestration_prefetch",
+        int,
+        "orchestration: dramatiq queue prefetch per worker process (0: dramatiq's default)",
+    ),
+    (
+        "--orchestration-journey-after",
+        "orchestration_journey_after",
+        str,
+        "orchestration: the step after the timers' wait, update_trait or exit",
+    ),
+    ("--orchestration-latency-events", "orchestration_latency_events", int, "orchestration: latency events"),
+    (
+        "--orchestration-event-rate",
+        "orchestration_event_rate",
+        float,
+        "orchestration: latency events per second",
+    ),
 ]
 
 

@@ -34,6 +34,14 @@ class Config:
     audience_count_runs: int = 7  # segment counts after a warm-up
     audience_realtime_profiles: int = 200  # profiles that get one event and a re-evaluation
     rebuild: bool = False  # build the audiences data set again even if a complete one is kept
+    # orchestration (PostgreSQL + Redis only): campaign, journeys, event-to-message latency
+    orchestration_recipients: int = 100_000
+    orchestration_runs: int = 1  # campaigns to everyone, one after the other (several minutes each)
+    orchestration_threads: int = 4  # per worker process (2); above 7 jobs wait for pooled connections
+    orchestration_prefetch: int = 0  # dramatiq queue prefetch per worker process; 0: its default
+    orchestration_journey_after: str = "exit"  # the step after the timers' wait, or "update_trait"
+    orchestration_latency_events: int = 200
+    orchestration_event_rate: float = 10.0  # latency events per second
 
 
 QUICK: dict[str, Any] = {
@@ -48,6 +56,8 @@ QUICK: dict[str, Any] = {
     "audience_profiles": 20_000,
     "audience_events": 200_000,
     "audience_runs": 1,
+    "orchestration_recipients": 5_000,
+    "orchestration_latency_events": 40,
 }
 
 
