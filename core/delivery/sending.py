@@ -195,7 +195,8 @@ def _outbound(
     except ValidationError as exc:
         return _Outcome(DeliveryState.failed, "invalid_content", _validation_text(exc))
     address_type = route.channel.capabilities.address_identifier
-    snapshot = ProfileSnapshot(
+    # Built without validation: every value comes from the database or from validated content.
+    snapshot = ProfileSnapshot.model_construct(
         id=person.profile_id, identifiers={address_type: [row.address]} if address_type and row.address else {},
         traits=person.traits, consents={row.channel: person.consented}, locale=person.locale,
         timezone=person.timezone,
@@ -205,7 +206,7 @@ def _outbound(
         detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
         return _Outcome(DeliveryState.failed, "invalid_for_channel", detail[:1000])
     row.language, row.links = language, targets or None
-    return OutboundMessage(
+    return OutboundMessage.model_construct(
         delivery_id=str(row.id), idempotency_key=row.idempotency_key, profile=snapshot,
         address=row.address or "", template=template.model_dump(mode="json"), variables=context,
     )  # fmt: skip

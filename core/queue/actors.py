@@ -63,7 +63,11 @@ def _claim(session: Session, job_id: int) -> Job | None:
     session.commit()
     if result.rowcount != 1:
         return None
-    return session.get(Job, job_id)
+    job = session.get(Job, job_id)
+    # End the read's transaction: the handler opens its own sessions, and an idle transaction
+    # held here would keep a pooled connection per running job (threads then starve the pool).
+    session.commit()
+    return job
 
 
 @contextmanager
