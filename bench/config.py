@@ -37,7 +37,7 @@ class Config:
     # orchestration (PostgreSQL + Redis only): campaign, journeys, event-to-message latency
     orchestration_recipients: int = 100_000
     orchestration_runs: int = 1  # campaigns to everyone, one after the other (several minutes each)
-    orchestration_threads: int = 4  # per worker process (2); above 7 jobs wait for pooled connections
+    orchestration_threads: int = 4  # per worker process (2); 8 measured no faster (the cores are busy)
     orchestration_prefetch: int = 0  # dramatiq queue prefetch per worker process; 0: its default
     orchestration_journey_after: str = "exit"  # the step after the timers' wait, or "update_trait"
     orchestration_latency_events: int = 200

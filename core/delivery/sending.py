@@ -144,7 +144,8 @@ def _prepare(
     outcomes: dict[int, _Outcome] = {}
     outbound: dict[int, tuple[str, OutboundMessage]] = {}
     wanted = select(Message).where(col(Message.id).in_({r.message_id for r in rows}))
-    messages = {m.id: m for m in session.exec(wanted)}
+    # Parsed once per message: a batch of 200 deliveries usually shares one.
+    messages = {m.id: (m.marketing, MessageTemplate.model_validate(m.content)) for m in session.exec(wanted)}
     by_channel: defaultdict[str, list[Delivery]] = defaultdict(list)
     for row in rows:
         by_channel[row.channel].append(row)
@@ -172,19 +173,24 @@ def _id(row: Delivery) -> int:
 
 
 def _outbound(
-    tenant: Tenant, row: Delivery, message: Message | None, person: RecipientData | None, route: _Route
+    tenant: Tenant,
+    row: Delivery,
+    message: tuple[bool, MessageTemplate] | None,
+    person: RecipientData | None,
+    route: _Route,
 ) -> _Outcome | OutboundMessage:
-    """The message for one delivery, or why it does not go."""
+    """The message (whether it is marketing, its content) for one delivery, or why it does not go."""
     assert route.channel is not None and route.ctx is not None
     if message is None:
         return _Outcome(DeliveryState.failed, "message_missing", "The message of this delivery is gone.")
     if person is None:
         return _Outcome(DeliveryState.suppressed, "profile_gone", "The profile was erased or merged.")
-    if message.marketing and not person.consented and not row.test:  # a test send goes to whom it is told
+    marketing, content = message
+    if marketing and not person.consented and not row.test:  # a test send goes to whom it is told
         return _Outcome(DeliveryState.suppressed, "no_consent", "Consent was withdrawn before sending.")
     context = person.context(row.event)
     try:
-        language, fields = render(MessageTemplate.model_validate(message.content), context, person.locale)
+        language, fields = render(content, context, person.locale)
     except MissingValue as exc:
         return _Outcome(DeliveryState.failed, "missing_value", str(exc))
     except TemplateInvalid as exc:

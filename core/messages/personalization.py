@@ -110,17 +110,26 @@ def check_template(template: MessageTemplate) -> None:
 
 def choose_language(template: MessageTemplate, locale: str | None) -> str:
     """The template's language for a profile's locale (``fr_CA`` → ``fr``), else the fallback."""
+    return _negotiated(tuple(template.variants), template.fallback, locale)
+
+
+@lru_cache(maxsize=4096)
+def _negotiated(languages: tuple[str, ...], fallback: str, locale: str | None) -> str:
+    # Cached: a send asks this for every recipient, with a handful of distinct locales.
     if locale:
         wanted = locale.replace("-", "_")
-        chosen = Locale.negotiate([wanted], list(template.variants), sep="_")
+        try:
+            chosen = Locale.negotiate([wanted], list(languages), sep="_")
+        except (ValueError, UnknownLocaleError):
+            chosen = None
         if chosen is not None:
-            return next((v for v in template.variants if v.lower() == str(chosen).lower()), template.fallback)
+            return next((v for v in languages if v.lower() == str(chosen).lower()), fallback)
         # A region-less locale ("pt") still takes a regional variant ("pt_BR") when it is the only one.
         language = wanted.split("_")[0].lower()
-        regional = [v for v in template.variants if v.split("_")[0].lower() == language]
+        regional = [v for v in languages if v.split("_")[0].lower() == language]
         if len(regional) == 1:
             return regional[0]
-    return template.fallback
+    return fallback
 
 
 def message_context(
