@@ -6,6 +6,8 @@ timestamp, in one query per report: nothing is counted separately, so nothing ca
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -159,3 +161,20 @@ def csv_rows(found: Report) -> list[dict[str, Any]]:
     totals = {key: getattr(found, key) for key in MOMENTS if key != "failed"}
     rows.append({"day": "total", **totals, "failed": sum(found.failed.values())})
     return rows
+
+
+def journey_csv_rows(session: Session, journey_id: int, zone: str = "UTC") -> list[dict[str, Any]]:
+    """A journey's report as CSV rows: the whole journey, then each step that sent (``step`` column)."""
+    rows = [{"step": "all", **row} for row in csv_rows(report(session, zone, journey_id=journey_id))]
+    for step, found in step_reports(session, journey_id, zone).items():
+        rows.extend({"step": step, **row} for row in csv_rows(found))
+    return rows
+
+
+def as_csv(rows: list[dict[str, Any]]) -> str:
+    """CSV text of report rows (the first row's keys are the header)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

@@ -58,6 +58,9 @@ def test_a_journey_is_created_activated_entered_reported_and_paused(sqlite_shop)
         assert report["steps"]["s3"]["entered"] == 0
         for key in ("delivered", "failed", "opened", "clicked", "installed", "removed"):
             assert key in report
+        exported = client.get(f"{base}/report.csv", headers=auth).text.splitlines()
+        assert exported[0] == "step,day,sent,delivered,opened,clicked,installed,removed,converted,failed"
+        assert [line.split(",")[:2] for line in exported[1:]] == [["all", "total"], ["s1", "total"]]
 
         read = client.get(base, headers=auth).json()
         assert read["steps"]["s2"] == {"entered": 3, "here_now": 3} and read["entries"]["entered"] == 3

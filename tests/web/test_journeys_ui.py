@@ -434,6 +434,9 @@ def test_a_marketer_builds_a_journey_activates_it_and_follows_the_counts(shop: S
     report = shop.client.get(f"{b.url}/report")
     assert report.status_code == 200 and 'id="report-s1"' in report.text
     assert re.search(r'data-key="sent">\s*<dt>Sent</dt>\s*<dd><strong>3</strong>', report.text)
+    exported = shop.client.get(f"{b.url}/report.csv")
+    assert 'id="report-csv"' in report.text and exported.status_code == 200
+    assert "s1,total,3," in exported.text and audited("journey.export")
 
     listed = shop.client.get(f"/t/{TENANT}/journeys").text
     row = re.search(rf'<tr id="journey-{b.journey_id}">(.*?)</tr>', listed, re.S)

@@ -11,8 +11,6 @@ the report's CSV export (``campaign.export``).
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -32,7 +30,7 @@ from core.messages.personalization import MissingValue, TemplateInvalid
 from core.plugins import get_host
 from core.profiles.models import Profile
 from core.profiles.service import ProfileNotFound, find_by_identifier, get_profile, search
-from core.reporting.report import csv_rows, report
+from core.reporting.report import as_csv, csv_rows, report
 from core.segments.models import Segment
 from core.segments.service import TenantScope, active_segments, tenant_scope
 from core.tenancy.errors import TenancyError
@@ -450,9 +448,5 @@ def report_csv(request: Request, campaign_id: int, session: ControlDB, principal
         campaign = _get_or_404(tenant_db, campaign_id)
         rows = csv_rows(report(tenant_db, principal.tenant.timezone, campaign_id=campaign_id))
     _audit(request, session, principal, "campaign.export", campaign)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
     headers = {"Content-Disposition": f'attachment; filename="campaign-{campaign_id}-report.csv"'}
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(as_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)

@@ -7,8 +7,6 @@ each value) unless ``skip_missing``; a change or launch the campaign's state for
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,7 +21,7 @@ from core.campaigns.models import Campaign
 from core.db.engines import tenant_session
 from core.messages.personalization import MissingValue, TemplateInvalid
 from core.plugins import get_host
-from core.reporting.report import csv_rows, report
+from core.reporting.report import as_csv, csv_rows, report
 from core.segments.service import tenant_scope
 from core.tenancy.errors import TenancyError
 from core.tenancy.plugin_settings import channel_context
@@ -249,9 +247,5 @@ def campaign_report_csv(campaign_id: int, principal: Reader) -> Response:
     with tenant_session(principal.tenant.database) as session:
         _campaign(session, campaign_id)
         rows = csv_rows(report(session, principal.tenant.timezone, campaign_id=campaign_id))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
     headers = {"Content-Disposition": f'attachment; filename="campaign-{campaign_id}-report.csv"'}
-    return Response(out.getvalue(), media_type="text/csv", headers=headers)
+    return Response(as_csv(rows), media_type="text/csv", headers=headers)

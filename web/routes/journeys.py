@@ -33,7 +33,7 @@ from core.db.engines import tenant_session
 from core.journeys import service
 from core.journeys.models import Journey, JourneyStatus
 from core.journeys.service import DefinitionInvalid, JourneyIn, JourneyNotFound, JourneyRefused
-from core.reporting.report import report, step_reports
+from core.reporting.report import as_csv, journey_csv_rows, report, step_reports
 from core.segments.service import TenantScope, tenant_scope
 from core.tenancy.roles import Permission
 from web.auth import ControlDB, Principal, client_info, require
@@ -396,3 +396,16 @@ def report_page(request: Request, journey_id: int, session: ControlDB, principal
     context = page_context(request, session, principal, section="journeys", journey=journey, base=_base(principal),
                            badges=BADGES, total=total, sends=sends, summary=summary)  # fmt: skip
     return render(request, "journeys/report.html", context)
+
+
+@router.get("/{journey_id:int}/report.csv", include_in_schema=False)
+def report_csv(request: Request, journey_id: int, session: ControlDB, principal: Reader) -> Response:
+    """The report as CSV: per day and in total, for the whole journey and each send step (audited)."""
+    with tenant_session(principal.tenant.database) as tenant_db:
+        journey = _get_or_404(tenant_db, journey_id)
+        rows = journey_csv_rows(tenant_db, journey_id, principal.tenant.timezone)
+    audit.record(session, actor=principal.actor, action="journey.export", tenant_id=principal.tenant.id,
+                 target=f"journey {journey_id}", detail={"name": journey.name}, **client_info(request))  # fmt: skip
+    session.commit()
+    headers = {"Content-Disposition": f'attachment; filename="journey-{journey_id}-report.csv"'}
+    return Response(as_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)

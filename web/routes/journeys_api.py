@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
@@ -21,7 +21,7 @@ from core.db.engines import tenant_session
 from core.journeys import service
 from core.journeys.models import Journey, JourneyEntry
 from core.profiles.service import ProfileNotFound
-from core.reporting.report import Report, report, step_reports
+from core.reporting.report import Report, as_csv, journey_csv_rows, report, step_reports
 from core.segments.service import tenant_scope
 from core.tenancy.roles import Permission
 from web.auth import ControlDB, Principal, client_info, require
@@ -204,6 +204,16 @@ def journey_report(journey_id: int, principal: Reader) -> dict[str, Any]:
         whole = report(session, zone, journey_id=journey_id).as_dict()
         return {"journey_id": journey_id, **whole, "converted": entries["converted"], "steps": steps,
                 "entries": entries}  # fmt: skip
+
+
+@router.get("/{journey_id}/report.csv")
+def journey_report_csv(journey_id: int, principal: Reader) -> Response:
+    """The report as CSV: per day and in total, for the whole journey (``step`` all) and each send step."""
+    with tenant_session(principal.tenant.database) as session:
+        _journey(session, journey_id)
+        rows = journey_csv_rows(session, journey_id, principal.tenant.timezone)
+    headers = {"Content-Disposition": f'attachment; filename="journey-{journey_id}-report.csv"'}
+    return Response(as_csv(rows), media_type="text/csv", headers=headers)
 
 
 @router.post("/{journey_id}/entries", status_code=201)
