@@ -6,6 +6,7 @@ The recording channel (a pip-installed test plugin) sends to a local fake provid
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -141,7 +142,7 @@ def test_links_are_tracked_and_statuses_reported_by_the_provider_land_on_the_del
 
 
 def test_rate_limits_grant_no_more_than_the_rate(shop) -> None:
-    bucket = [rates.Bucket("shop:test", 5.0)]
+    bucket = [rates.Bucket(f"test:{uuid.uuid4().hex}", 5.0)]  # a fresh bucket, full
     first, _ = rates.take(bucket, 100)
     second, wait = rates.take(bucket, 100)
     assert first == 5 and second == 0 and 0 < wait <= 0.25
