@@ -28,9 +28,8 @@ from core.messages.content import check_content
 from core.messages.personalization import MessageTemplate, render
 from core.plugin_api import Channel, ChannelContext, DeliveryError, ProfileSnapshot
 from core.queue.outbox import add_job
-from core.segments import rules as r
 from core.segments.models import Segment
-from core.segments.service import TenantScope
+from core.segments.service import TenantScope, check_rule
 from core.segments.sql import give_room, members_query
 from core.tenancy.models import Tenant
 
@@ -161,8 +160,7 @@ def template_of(campaign: Campaign) -> MessageTemplate:
 def audience(session: Session, scope: TenantScope, campaign: Campaign) -> list[str]:
     """The ids of the segment's members now (the rule evaluated live)."""
     segment = _segment(session, campaign.segment_id)
-    stored = {s.id: s.rule for s in session.exec(select(Segment).where(col(Segment.archived_at).is_(None)))}
-    rule = r.parse_rule(segment.rule, r.RuleContext(segment_rule=stored.get, conditions=scope.conditions))
+    rule = check_rule(session, segment.rule, scope.conditions, segment.id)
     give_room(session)
     query = members_query(rule, session.get_bind().dialect.name, scope.clock)
     return [pid for (pid,) in session.connection().execute(query)]
@@ -267,9 +265,10 @@ def launch(
     """
     if campaign.status not in EDITABLE:
         raise CampaignRefused(f"Campaign {campaign.name!r} is {campaign.status}: it was launched already.")
-    summary = confirmation(session, tenant, scope, campaign)
-    if summary.missing and not skip_missing:
-        raise MissingValues(summary.missing)
+    if not skip_missing:  # with skip_missing the launch job's own plan suppresses them: no need to plan twice
+        summary = confirmation(session, tenant, scope, campaign)
+        if summary.missing:
+            raise MissingValues(summary.missing)
     later = campaign.scheduled_at is not None and campaign.scheduled_at > utcnow() + timedelta(seconds=5)
     campaign.status = CampaignStatus.scheduled if later else CampaignStatus.launching
     campaign.launched_by, campaign.updated_at = actor, utcnow()
