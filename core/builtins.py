@@ -14,6 +14,7 @@ from core.delivery.sending import send_deliveries
 from core.identity.identifiers import CORE_IDENTIFIER_TYPES
 from core.imports.service import IMPORT_JOB, import_csv
 from core.journeys import jobs as journey_jobs
+from core.loyalty import engine as loyalty
 from core.plugin_api import IdentifierType, JobType, hookimpl
 from core.profiles.jobs import PROCESS_EVENTS, process_events
 from core.segments import jobs as segment_jobs
@@ -30,7 +31,8 @@ def register_identifier_types(register: Callable[[IdentifierType], None]) -> Non
 @hookimpl
 def register_jobs(register: Callable[[JobType], None]) -> None:
     """Folding accepted events into profiles; CSV imports; computed traits (daily); segments (hourly);
-    campaign launches and sends; journey timers, the journey tick (every minute) and date triggers (hourly)."""
+    campaign launches and sends; journey timers, the journey tick (every minute) and date triggers (hourly);
+    loyalty: applying programs to events, its tick (every minute), expiry and tier periods (hourly)."""
     register(JobType(key=PROCESS_EVENTS, handler=process_events))
     register(JobType(key=IMPORT_JOB, handler=import_csv))
     register(JobType(key=COMPUTE_TRAITS, handler=compute_traits, every=EVERY))
@@ -41,3 +43,6 @@ def register_jobs(register: Callable[[JobType], None]) -> None:
     register(JobType(key=journey_jobs.ADVANCE_TIMERS, handler=journey_jobs.advance_timers))
     register(JobType(key=journey_jobs.TICK, handler=journey_jobs.tick, every=journey_jobs.TICK_EVERY))
     register(JobType(key=journey_jobs.DATES, handler=journey_jobs.dates, every=journey_jobs.DATES_EVERY))
+    register(JobType(key=loyalty.APPLY, handler=loyalty.apply_events, spread=True))
+    register(JobType(key=loyalty.TICK, handler=loyalty.tick, every=loyalty.TICK_EVERY))
+    register(JobType(key=loyalty.DAILY, handler=loyalty.expire_and_roll, every=loyalty.DAILY_EVERY))

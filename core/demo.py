@@ -2,8 +2,9 @@
 
 :func:`seed_demo_data` runs every function in :data:`SEEDERS` for the demo tenant. Today it adds the
 demo team (one member per role, so each role's view of the UI can be tried), about a hundred
-customers with their timelines (:mod:`core.demo_customers`) and sample segments
-(:mod:`core.demo_segments`). A feature that wants
+customers with their timelines (:mod:`core.demo_customers`), a loyalty program applied to them
+(:mod:`core.demo_loyalty`), sample segments (:mod:`core.demo_segments`), and a draft campaign and
+journey (:mod:`core.demo_orchestration`). A feature that wants
 sample data (profiles, events, segments, campaigns...) appends a seeder here. Seeders run on every ``tessera demo``, so
 each must be idempotent: look for its data first and add only what is missing.
 """
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from core.db.engines import control_session
 from core.demo_customers import seed_demo_customers
+from core.demo_loyalty import seed_demo_loyalty
 from core.demo_orchestration import seed_demo_orchestration
 from core.demo_segments import seed_demo_segments
 from core.tenancy.members import put_member
@@ -50,7 +52,13 @@ def seed_demo_team(tenant: Tenant) -> None:
         session.commit()
 
 
-SEEDERS: list[Seeder] = [seed_demo_team, seed_demo_customers, seed_demo_segments, seed_demo_orchestration]
+SEEDERS: list[Seeder] = [
+    seed_demo_team,
+    seed_demo_customers,
+    seed_demo_loyalty,
+    seed_demo_segments,
+    seed_demo_orchestration,
+]
 
 
 def seed_demo_data(tenant_slug: str) -> None:

@@ -285,9 +285,12 @@ class JobType:
 
     Make handlers idempotent: a job may run again after a worker dies mid-way. With ``every``,
     the sweeper also queues it (payload ``{}``) once per such period for each tenant that
-    enabled the plugin.
+    enabled the plugin. With ``spread``, each worker process runs at most one job of such kinds
+    at a time, so jobs that split one long piece of work (partitions of a backlog) land on
+    different processes and use their cores side by side.
     """
 
     key: str
     handler: Callable[[str, dict[str, Any]], None]
     every: timedelta | None = None
+    spread: bool = False

@@ -9,10 +9,12 @@ from core.imports import models as import_models  # noqa: F401
 from core.ingest import models as ingest_models  # noqa: F401
 from core.internal_events import models as internal_event_models  # noqa: F401
 from core.journeys import models as journey_models  # noqa: F401
+from core.loyalty import models as loyalty_models  # noqa: F401
 from core.profiles import models as profile_models  # noqa: F401
 from core.queue import models as queue_models  # noqa: F401
 from core.sandbox import models as sandbox_models  # noqa: F401
 from core.segments import models as segment_models  # noqa: F401
+from core.streams import cursor as stream_cursor  # noqa: F401
 from core.tenancy import models as tenancy_models  # noqa: F401
 from core.traits import models as trait_models  # noqa: F401
 

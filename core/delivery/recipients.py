@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from core.consent.models import Consent
 from core.db.bulk import select_in
 from core.delivery.models import Delivery
+from core.loyalty.standing import loyalty_namespace, standings
 from core.messages.personalization import message_context
 from core.messages.policy import Recipient
 from core.profiles.models import Identity, Profile
@@ -43,6 +44,7 @@ class RecipientData:
     address: str | None = None
     consented: bool = False
     computed: dict[str, Any] = field(default_factory=dict)
+    loyalty: dict[str, Any] = field(default_factory=dict)  # the ``loyalty`` template namespace
     sent: list[tuple[str, datetime]] = field(default_factory=list)
 
     @property
@@ -64,7 +66,7 @@ class RecipientData:
     def context(self, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """What a message template reads for this profile (and the event that triggered the send)."""
         return message_context(
-            self.traits, self.computed, None, event, {"id": self.profile_id, "name": self.name}
+            self.traits, self.computed, self.loyalty, event, {"id": self.profile_id, "name": self.name}
         )
 
 
@@ -103,6 +105,8 @@ def load_recipients(
     computed = sa.select(COMPUTED.c.profile_id, *(COMPUTED.c[name] for name in COMPUTED_FIELDS))
     for row in select_in(connection, computed, COMPUTED.c.profile_id, ids, pg_type="text"):
         found[row[0]].computed = dict(zip(COMPUTED_FIELDS, row[1:], strict=True))
+    for pid, held in standings(connection, ids).items():
+        found[pid].loyalty = loyalty_namespace(held)
     if history_since is not None:
         for pid, sent in sent_history(connection, ids, history_since).items():
             found[pid].sent = sent

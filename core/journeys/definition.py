@@ -3,9 +3,10 @@
 :func:`parse_definition` checks the shape (pydantic) and the structure (the start and every
 reference exist, every loop passes through a wait). :func:`check_definition` adds what depends on
 the tenant: send steps name an enabled channel and content valid for it, branch rules parse with
-the tenant's segments and conditions, segment triggers name existing segments. Both raise
-:class:`DefinitionInvalid` listing every problem as ``(path, message)``, the path pointing into
-the JSON (``steps.s1.content.variants.en.body``) so the builder can show it in place.
+the tenant's segments and conditions, segment triggers name existing segments, offer steps name
+an offer that is not archived. Both raise :class:`DefinitionInvalid` listing every problem as
+``(path, message)``, the path pointing into the JSON (``steps.s1.content.variants.en.body``) so
+the builder can show it in place.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlmodel import Session, col, select
 
+from core.loyalty.models import Offer, OfferStatus
 from core.messages.content import check_content
 from core.messages.personalization import TemplateInvalid
 from core.segments import rules as r
@@ -208,6 +210,17 @@ class UpdateTraitStep(_Step):
         return {"next": self.next}
 
 
+class AssignOfferStep(_Step):
+    """Assign a loyalty offer to the profile (each profile gets one coupon per offer)."""
+
+    type: Literal["assign_offer"]
+    offer_id: int = Field(ge=1)
+    next: str | None = None
+
+    def targets(self) -> dict[str, str | None]:
+        return {"next": self.next}
+
+
 class ExitStep(_Step):
     """Leave the journey here."""
 
@@ -215,10 +228,17 @@ class ExitStep(_Step):
 
 
 Step = Annotated[
-    SendStep | WaitStep | WaitForEventStep | BranchStep | SplitStep | UpdateTraitStep | ExitStep,
+    SendStep
+    | WaitStep
+    | WaitForEventStep
+    | BranchStep
+    | SplitStep
+    | UpdateTraitStep
+    | AssignOfferStep
+    | ExitStep,
     Field(discriminator="type"),
 ]
-STEP_TYPES = ("send", "wait", "wait_for_event", "branch", "split", "update_trait", "exit")
+STEP_TYPES = ("send", "wait", "wait_for_event", "branch", "split", "update_trait", "assign_offer", "exit")
 
 
 class Goal(_Shape):
@@ -346,9 +366,17 @@ def check_definition(session: Session, scope: TenantScope, data: Any) -> Definit
     if isinstance(trigger, SegmentTrigger) and trigger.segment_id not in segments:
         problems.append(("trigger.segment_id", f"there is no segment {trigger.segment_id}"))
     context = r.RuleContext(segment_rule=segments.get, conditions=scope.conditions)
+    wanted = {s.offer_id for s in definition.steps.values() if isinstance(s, AssignOfferStep)}
+    offers = {o.id: o for o in session.exec(select(Offer).where(col(Offer.id).in_(wanted)))} if wanted else {}
     for key, step in definition.steps.items():
         if isinstance(step, SendStep):
             problems.extend(_send_problems(scope, key, step))
+        elif isinstance(step, AssignOfferStep):
+            offer = offers.get(step.offer_id)
+            if offer is None:
+                problems.append((f"steps.{key}.offer_id", f"there is no offer {step.offer_id}"))
+            elif offer.status == OfferStatus.archived:
+                problems.append((f"steps.{key}.offer_id", f"offer {offer.name!r} is archived"))
         elif isinstance(step, BranchStep):
             try:
                 r.parse_rule(step.rule, context)

@@ -1,5 +1,5 @@
 """Tables of journeys (tenant database): the journeys, each profile's pass through one, its path,
-the messages of send steps, and the positions of the streams the triggers follow."""
+and the messages of send steps."""
 
 from __future__ import annotations
 
@@ -128,18 +128,3 @@ class JourneyMessage(TenantModel, table=True):
     version: int
     step: str = Field(max_length=100)
     message_id: int
-
-
-class JourneyCursor(TenantModel, table=True):
-    """How far a trigger follower has read a stream (``last_id``), and a recent mark of its end.
-
-    The follower only moves ``last_id`` past rows that were written long enough ago that no
-    transaction still open can add a lower id (``mark_id`` was the stream's end at ``mark_at``).
-    """
-
-    __tablename__ = "journey_cursor"
-
-    name: str = Field(primary_key=True, max_length=40)
-    last_id: int = 0
-    mark_id: int = 0
-    mark_at: datetime | None = None

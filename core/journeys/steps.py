@@ -24,6 +24,7 @@ from core.delivery.planning import deliveries_of, plan
 from core.journeys import definition as d
 from core.journeys.models import EntryState, Journey, JourneyEntry, JourneyMessage
 from core.journeys.run import Run, choice, later
+from core.loyalty import offers
 from core.messages.personalization import MessageTemplate
 from core.profiles.models import Profile
 from core.profiles.trait_writes import TraitChange, set_traits
@@ -243,6 +244,27 @@ def update_trait(
     return going
 
 
+def assign_offer(
+    run: Run, journey: Journey, key: str, step: d._Step, entries: list[JourneyEntry]
+) -> list[JourneyEntry]:
+    """Assign the offer to each profile (a profile that has its coupon already keeps it)."""
+    assert isinstance(step, d.AssignOfferStep)
+    try:
+        offers.assign(run.session, step.offer_id, [e.profile_id for e in entries], f"journey:{journey.id}",
+                      now=run.now)  # fmt: skip
+        outcome = "assigned"
+    except offers.OfferNotFound:  # deleted since the journey was saved
+        outcome = "skipped:offer_missing"
+    except offers.CouponRefused as exc:  # archived or over since the journey was saved
+        outcome = f"skipped:offer_{exc.code}"
+    going = []
+    for entry in entries:
+        run.visit(entry, key, outcome)
+        if run.go(entry, step.next):
+            going.append(entry)
+    return going
+
+
 def exit_(
     run: Run, journey: Journey, key: str, step: d._Step, entries: list[JourneyEntry]
 ) -> list[JourneyEntry]:
@@ -260,5 +282,6 @@ HANDLERS: dict[type[d._Step], Handler] = {
     d.BranchStep: branch,
     d.SplitStep: split,
     d.UpdateTraitStep: update_trait,
+    d.AssignOfferStep: assign_offer,
     d.ExitStep: exit_,
 }

@@ -1,10 +1,10 @@
 """What makes journeys move besides timers: the streams of events and internal events, and dates.
 
-Two followers read a stream each past a stored cursor (:class:`~core.journeys.models.
-JourneyCursor`): processed track events (event triggers, ``wait_for_event`` steps, journey goals,
+Two followers read a stream each past a stored cursor (:class:`~core.streams.cursor.
+StreamCursor`): processed track events (event triggers, ``wait_for_event`` steps, journey goals,
 and campaign goals), and internal events (segment entry and exit triggers). They run right after
 each processing batch and from the periodic tick. Rows are handled in id order; the cursor only
-passes rows written long enough ago (:data:`GRACE`) that no open transaction can still add a lower
+passes rows written long enough ago (:data:`~core.streams.cursor.GRACE`) that no open transaction can still add a lower
 id, so a row committed late is still seen; rows read again are harmless (an entry is made once per
 trigger row, a wait and a goal only take events after their own position).
 
@@ -35,10 +35,11 @@ from core.internal_events.models import InternalEvent
 from core.internal_events.service import SEGMENT_ENTERED, SEGMENT_EXITED
 from core.journeys import definition as d
 from core.journeys.engine import Candidate, convert, enter_many, resume
-from core.journeys.models import EntryState, Journey, JourneyCursor, JourneyEntry, JourneyStatus
+from core.journeys.models import EntryState, Journey, JourneyEntry, JourneyStatus
 from core.journeys.run import Run, Runtime, definition_of
 from core.journeys.timers import write_lock
 from core.profiles.models import Profile
+from core.streams.cursor import advance, cursor_named
 from core.tenancy.models import Tenant
 from core.tenancy.tenants import get_tenant
 
@@ -47,7 +48,6 @@ EVENT = Event.__table__  # type: ignore[attr-defined]
 INTERNAL = InternalEvent.__table__  # type: ignore[attr-defined]
 PROFILE = Profile.__table__  # type: ignore[attr-defined]
 ENTRY = JourneyEntry.__table__  # type: ignore[attr-defined]
-GRACE = timedelta(seconds=15)
 # An event counts for a journey only if it happened (its own timestamp) at most this long before
 # the moment it would count from: a late event from an offline device counts, a backfill of last
 # year's orders (a CSV import) does not enter anyone or end anyone's wait.
@@ -105,26 +105,6 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-# --- the cursor -------------------------------------------------------------------------------------
-def _cursor(session: Session, name: str, start: int) -> JourneyCursor:
-    cursor = session.get(JourneyCursor, name)
-    if cursor is None:  # a new follower starts from now: triggers only react to what comes next
-        cursor = JourneyCursor(name=name, last_id=start)
-        session.add(cursor)
-    return cursor
-
-
-def _move(cursor: JourneyCursor, now: datetime, end_id: int, reached: int, cap: int | None) -> None:
-    """Move the cursor to what is handled (``reached``), never past a row that may still appear."""
-    safe = cursor.last_id
-    if cursor.mark_at is not None and _aware(cursor.mark_at) <= now - GRACE:
-        safe = max(safe, cursor.mark_id)  # every row up to the mark was written GRACE ago or more
-    if cursor.mark_at is None or _aware(cursor.mark_at) <= now - GRACE:
-        cursor.mark_id, cursor.mark_at = end_id, now
-    limits = [safe, reached] + ([cap] if cap is not None else [])
-    cursor.last_id = max(cursor.last_id, min(limits))
-
-
 def _runtime(source: RuntimeSource) -> Runtime:
     return source if isinstance(source, Runtime) else Runtime.load(source)
 
@@ -162,7 +142,7 @@ def follow_events(source: RuntimeSource) -> int:
                 sa.select(sa.func.min(EVENT.c.id)).where(EVENT.c.status == EventStatus.pending)
             ).scalar()
             cap = int(pending) - 1 if pending is not None else None
-            cursor = _cursor(session, EVENTS, min(end_id, cap) if cap is not None else end_id)
+            cursor = cursor_named(session, EVENTS, min(end_id, cap) if cap is not None else end_id)
             wanted = interest(session)
             names = wanted.event_names
             rows: list[_Row] = []
@@ -189,7 +169,7 @@ def follow_events(source: RuntimeSource) -> int:
                 run.flush()
             full = read == CHUNK
             position = found[-1].id if full else end_id
-            _move(cursor, utcnow(), end_id, position, cap)
+            advance(cursor, utcnow(), end_id, position, cap)
             session.add(cursor)
             session.commit()
             total += len(rows)
@@ -309,10 +289,10 @@ def _reach_goals(run: Run, wanted: Interest, rows: list[_Row]) -> None:
                 convert(run, reached, at)
 
 
-# --- internal events (segments) -----------------------------------------------------------------------
+# --- internal events (segments, loyalty) -----------------------------------------------------------------------
 def follow_internal_events(source: RuntimeSource) -> int:
-    """Enter profiles that entered or exited the trigger segment of an active journey; how many
-    internal events were read."""
+    """Enter profiles that entered or exited the trigger segment of an active journey, or had an
+    internal event an event trigger names (loyalty's); how many internal events were read."""
     runtime: Runtime | None = source if isinstance(source, Runtime) else None
     database = _database(source)
     total = 0
@@ -323,16 +303,17 @@ def follow_internal_events(source: RuntimeSource) -> int:
             transaction_lock(session, "journeys.follow.internal")
             connection = session.connection()
             end_id = int(connection.execute(sa.select(sa.func.max(INTERNAL.c.id))).scalar() or 0)
-            cursor = _cursor(session, INTERNALS, end_id)
+            cursor = cursor_named(session, INTERNALS, end_id)
             wanted = interest(session)
             rows: list[Any] = []
-            if wanted.segments:
+            # Event triggers may name Tessera's own events too ("Loyalty Tier Changed", ...).
+            names = sorted(
+                set(wanted.entering) | ({SEGMENT_ENTERED, SEGMENT_EXITED} if wanted.segments else set())
+            )
+            if names:
                 query = (
                     sa.select(INTERNAL.c.id, INTERNAL.c.name, INTERNAL.c.profile_id, INTERNAL.c.properties)
-                    .where(
-                        INTERNAL.c.id > max(cursor.last_id, position or 0),
-                        INTERNAL.c.name.in_([SEGMENT_ENTERED, SEGMENT_EXITED]),
-                    )
+                    .where(INTERNAL.c.id > max(cursor.last_id, position or 0), INTERNAL.c.name.in_(names))
                     .order_by(INTERNAL.c.id)
                     .limit(CHUNK)
                 )
@@ -340,6 +321,13 @@ def follow_internal_events(source: RuntimeSource) -> int:
             candidates: defaultdict[int, list[Candidate]] = defaultdict(list)
             for row in rows:
                 properties = row.properties or {}
+                for journey in wanted.entering.get(row.name, []):
+                    if row.id > journey.internal_position and journey.id is not None:
+                        candidates[journey.id].append(
+                            Candidate(row.profile_id, dict(properties), f"internal:{row.id}")
+                        )
+                if row.name not in (SEGMENT_ENTERED, SEGMENT_EXITED):
+                    continue
                 if properties.get("initial"):  # a new segment's first members did not just enter it
                     continue
                 kind = "segment_entered" if row.name == SEGMENT_ENTERED else "segment_exited"
@@ -361,7 +349,7 @@ def follow_internal_events(source: RuntimeSource) -> int:
                 run.flush()
             full = len(rows) == CHUNK
             position = rows[-1].id if full else end_id
-            _move(cursor, utcnow(), end_id, position, None)
+            advance(cursor, utcnow(), end_id, position, None)
             session.add(cursor)
             session.commit()
             total += len(rows)

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from core.db.engines import control_session, tenant_engine
 from core.journeys.triggers import after_processing
+from core.loyalty import engine as loyalty
 from core.plugins import get_host
 from core.profiles.resolution import has_pending_events, ingest_pending
 from core.profiles.snapshots import snapshot
@@ -56,6 +57,7 @@ def process_events(tenant_slug: str, payload: dict[str, Any]) -> None:
         # Segment entry and exit in real time, for the profiles this batch changed.
         after_profiles_changed(tenant, outcome.changed_profiles | outcome.purchasers, enabled)
         after_processing(tenant, enabled)  # journeys and goals follow the new events (never raises)
+        loyalty.after_processing(tenant)  # points, challenges and referrals (in their own jobs)
         if hooks.on_profile_changed.get_hookimpls():  # snapshots cost queries: only for listeners
             _tell_plugins(hooks, tenant_slug, engine, sorted(outcome.changed_profiles))
         if handled == batch:

@@ -31,6 +31,7 @@ from core.db.bulk import SQLITE_CHUNK, chunks, insert_rows, select_in, select_pa
 from core.db.locks import transaction_lock
 from core.identity.graph import Identifier, Observation, Resolution, Rules, resolve
 from core.ingest.models import Event, EventStatus
+from core.loyalty import members as loyalty_members
 from core.plugin_api import IdentifierType
 from core.profiles.extract import TRAIT_EVENT_TYPES, display_name, extract, trait_updates
 from core.profiles.models import EventIdentity, Identity, IdentityBlock, MergeRecord, Profile
@@ -491,6 +492,7 @@ def _absorb(
         session.add(row)
     session.flush()
     consent.rebuild(session, [absorbed_id, survivor_id])
+    loyalty_members.absorb(session, absorbed_id, survivor_id)
 
 
 def undo_merge(session: Session, merge_id: int, actor: str, rules: Rules) -> MergeRecord:

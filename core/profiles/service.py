@@ -62,6 +62,22 @@ def search(session: Session, text: str, limit: int = 50) -> list[Profile]:
     return list(session.exec(query.order_by(col(Profile.last_seen).desc()).limit(limit)))
 
 
+def pick(session: Session, text: str, limit: int = 10) -> list[Profile]:
+    """Profiles for a picker: the one with this exact id or email, else a :func:`search`."""
+    text = text.strip()
+    if not text:
+        return []
+    for lookup in (
+        lambda: get_profile(session, text),
+        lambda: find_by_identifier(session, "email", text.lower()),
+    ):
+        try:
+            return [lookup()]
+        except ProfileNotFound:
+            continue
+    return search(session, text, limit=limit)
+
+
 def recent(session: Session, limit: int = 50) -> list[Profile]:
     """Active profiles, most recently seen first."""
     query = select(Profile).where(col(Profile.merged_into).is_(None))

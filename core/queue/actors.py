@@ -28,20 +28,34 @@ log = logging.getLogger(__name__)
 QUEUE = "tessera"
 
 
+# Jobs of kinds registered with ``spread``: each worker process takes one at a time from here.
+SPREAD_QUEUE = "tessera_spread"
+
+
 @dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=3_600_000)
 def run_job(tenant: str, job_id: int) -> None:
     """Run one job of one tenant unless it is done, not due, or another worker holds it."""
     execute_job(tenant, job_id)
 
 
-def send_job(tenant: str, job_id: int | None, due_at: datetime | None = None) -> None:
-    """Queue a message for a stored job, delayed until it is due."""
+@dramatiq.actor(queue_name=SPREAD_QUEUE, max_retries=0, time_limit=3_600_000)
+def run_spread_job(tenant: str, job_id: int) -> None:
+    """The same, for jobs of ``spread`` kinds (see :class:`~core.plugin_api.JobType`)."""
+    execute_job(tenant, job_id)
+
+
+def send_job(
+    tenant: str, job_id: int | None, due_at: datetime | None = None, kind: str | None = None
+) -> None:
+    """Queue a message for a stored job (of ``kind``, when known), delayed until it is due."""
     assert job_id is not None
-    setup_broker()  # binds the actor to the current broker (settings may have changed, e.g. in tests)
+    setup_broker()  # binds the actors to the current broker (settings may have changed, e.g. in tests)
     delay_ms = 0
     if due_at is not None:
         delay_ms = max(0, int((due_at - utcnow()).total_seconds() * 1000))
-    run_job.send_with_options(args=(tenant, job_id), delay=delay_ms or None)
+    registered = get_host().jobs.get(kind) if kind else None
+    actor = run_spread_job if registered is not None and registered.item.spread else run_job
+    actor.send_with_options(args=(tenant, job_id), delay=delay_ms or None)
 
 
 def _lease_seconds() -> timedelta:
@@ -136,7 +150,7 @@ def execute_job(tenant_slug: str, job_id: int) -> JobStatus | None:
             session.add(job)
             session.commit()
             if job.status == JobStatus.pending:
-                send_job(tenant_slug, job.id, job.due_at)
+                send_job(tenant_slug, job.id, job.due_at, job.kind)
             return job.status
         job.status = JobStatus.done
         job.finished_at = utcnow()

@@ -34,10 +34,12 @@ def setup_broker() -> dramatiq.Broker:
 
 def _rebind_actors(broker: dramatiq.Broker) -> None:
     # Actors bind to the broker current when declared; after a reset (tests), move them over.
-    run_job = getattr(sys.modules.get("core.queue.actors"), "run_job", None)
-    if run_job is not None:  # None while the actors module is still being imported
-        run_job.broker = broker
-        broker.declare_actor(run_job)
+    actors = sys.modules.get("core.queue.actors")
+    for name in ("run_job", "run_spread_job"):
+        actor = getattr(actors, name, None)
+        if actor is not None:  # None while the actors module is still being imported
+            actor.broker = broker
+            broker.declare_actor(actor)
 
 
 def reset_broker() -> None:

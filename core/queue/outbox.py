@@ -62,19 +62,22 @@ def add_job(
     return job
 
 
-def ensure_job(session: Session, tenant: str, kind: str) -> int | None:
+def ensure_job(
+    session: Session, tenant: str, kind: str, payload: dict[str, Any] | None = None, name: str | None = None
+) -> int | None:
     """See that one job of ``kind`` runs after this transaction: many writers, one queued job.
 
     Adds the job unless one is already queued or running, which will see this transaction's
-    writes (see :func:`release_coalesced`); returns the new job's id, or None.
+    writes (see :func:`release_coalesced`); returns the new job's id, or None. Jobs of one kind
+    that coalesce apart (one per partition, say) each take a ``name`` and their own ``payload``.
     """
-    key = COALESCE_PREFIX + kind
+    key = COALESCE_PREFIX + (name or kind)
     transaction_lock(session, key, shared=True)
     now = utcnow()
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
         dialect.insert(JOB_TABLE)
-        .values(kind=kind, payload={}, status=JobStatus.pending, idempotency_key=key, due_at=now,
+        .values(kind=kind, payload=payload or {}, status=JobStatus.pending, idempotency_key=key, due_at=now,
                 attempts=0, max_attempts=8, enqueued_at=now, created_at=now)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(JOB_TABLE.c.id)
@@ -87,6 +90,8 @@ def ensure_job(session: Session, tenant: str, kind: str) -> int | None:
 
 def release_coalesced(session: Session, kind: str, has_work: Callable[[], bool]) -> bool:
     """End a job added by :func:`ensure_job` unless ``has_work()``; returns what it answered.
+
+    ``kind`` is the job's kind, or the ``name`` it was ensured with.
 
     ``has_work`` is asked under an exclusive lock that waits for every writer that found the job
     queued to commit, so nothing they wrote is missed; with no work left, the job's key is freed
@@ -113,7 +118,7 @@ def _send_after_commit(session: Session) -> None:
     from core.queue.actors import send_job  # late: actors need the broker set up first
 
     for tenant, job in session.info.pop(_PENDING_KEY, []):
-        send_job(tenant, job.id, job.due_at)
+        send_job(tenant, job.id, job.due_at, job.kind)
 
 
 def _forget_after_rollback(session: Session) -> None:

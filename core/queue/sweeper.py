@@ -41,7 +41,7 @@ def sweep_tenant(tenant: str, database: str, grace: timedelta = REQUEUE_GRACE) -
             session.add(job)
         session.commit()
     for job in jobs:
-        send_job(tenant, job.id)
+        send_job(tenant, job.id, kind=job.kind)
     return len(jobs)
 
 

@@ -1,7 +1,10 @@
-"""The module dramatiq worker processes import: broker first, then the actors."""
+"""The module dramatiq worker processes import: broker first, then the actors and the spread lane."""
 
 from core.queue.broker import setup_broker
 
-setup_broker()
+broker = setup_broker()
 
 from core.queue import actors  # noqa: E402,F401
+from core.queue.spread import SpreadLane  # noqa: E402
+
+broker.add_middleware(SpreadLane())

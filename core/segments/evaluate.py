@@ -1,9 +1,10 @@
 """Deciding rules for given profiles in memory: the real-time path.
 
 :func:`load_facts` reads, for many profiles at once and in a handful of queries, only what the
-rules need (:class:`Needs`): the profile row, computed traits, granted consents, and the events
-the behaviour conditions name, since the earliest window. :func:`evaluate` then decides each rule
-for each profile with :mod:`core.segments.semantics`, which the SQL compiler mirrors.
+rules need (:class:`Needs`): the profile row, computed traits, granted consents, the events the
+behaviour conditions name (since the earliest window), and the standing in the loyalty programs
+the loyalty conditions name. :func:`evaluate` then decides each rule for each profile with
+:mod:`core.segments.semantics`, which the SQL compiler mirrors.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.db.bulk import select_in
+from core.loyalty.standing import Standing, standings
 from core.plugin_api import ProfileSnapshot
 from core.profiles.snapshots import snapshot
 from core.segments import rules as r
@@ -30,18 +32,21 @@ COMPUTED_COLUMNS = [name for name, f in r.COMPUTED_FIELDS.items() if f.table == 
 
 @dataclass(frozen=True)
 class Needs:
-    """What deciding some rules takes: event names (and since when), computed traits, consents."""
+    """What deciding some rules takes: event names (and since when), computed traits, consents,
+    plugin snapshots, loyalty programs."""
 
     events: frozenset[str] = frozenset()
     since: datetime | None = None  # None with events: all time
     computed: bool = False
     consents: bool = False
     snapshot: bool = False
+    loyalty: frozenset[int] = frozenset()
 
 
 def needs_of(rules: Iterable[r.Rule], clock: Clock) -> Needs:
     """The union of what ``rules`` read."""
     names: set[str] = set()
+    programs: set[int] = set()
     lows: list[datetime | None] = []
     computed = consents = plugins = False
     for rule in rules:
@@ -52,8 +57,10 @@ def needs_of(rules: Iterable[r.Rule], clock: Clock) -> Needs:
             computed |= isinstance(node, r.Computed) and node.field.table == "computed"
             consents |= isinstance(node, r.Consent)
             plugins |= isinstance(node, r.PluginCondition)
+            if isinstance(node, r.Loyalty):
+                programs.add(node.program_id)
     since = None if not lows or None in lows else min(low for low in lows if low is not None)
-    return Needs(frozenset(names), since, computed, consents, plugins)
+    return Needs(frozenset(names), since, computed, consents, plugins, frozenset(programs))
 
 
 @dataclass
@@ -69,6 +76,7 @@ class Facts:
         default_factory=lambda: defaultdict(list)
     )
     snapshot: ProfileSnapshot | None = None
+    loyalty: dict[int, Standing] = field(default_factory=dict)  # by program id, where a member
 
 
 def _aware(moment: datetime) -> datetime:
@@ -111,6 +119,9 @@ def load_facts(session: Session, profile_ids: Collection[str], needs: Needs) -> 
             query = query.where(EVENT.c.timestamp >= needs.since)
         for row in select_in(connection, query, EVENT.c.profile_id, ids, pg_type="text"):
             facts[row.profile_id].events[row.event].append((_aware(row.timestamp), row.properties or {}))
+    if needs.loyalty:
+        for pid, held in standings(session, ids, program_ids=needs.loyalty).items():
+            facts[pid].loyalty = {standing.program_id: standing for standing in held}
     if needs.snapshot:
         for item in facts.values():
             item.snapshot = snapshot(session, item.profile_id) if item.active else None
@@ -141,10 +152,21 @@ def _holds(rule: r.Rule, facts: Facts, clock: Clock) -> bool:
         return _behaviour(rule, facts, clock)
     if isinstance(rule, r.Consent):
         return (rule.channel, rule.purpose) in facts.consents
+    if isinstance(rule, r.Loyalty):
+        value = _loyalty_value(facts.loyalty.get(rule.program_id), rule.field.key)
+        if value is None and rule.field.zero_when_missing:
+            value = 0
+        return typed_matches(rule.test, rule.field.kind, value, clock)
     assert isinstance(rule, r.PluginCondition)
     if facts.snapshot is None:
         facts.snapshot = ProfileSnapshot(id=facts.profile_id, traits=facts.traits)
     return bool(rule.type.evaluate(rule.params, facts.snapshot))
+
+
+def _loyalty_value(standing: Standing | None, key: str) -> Any:
+    if standing is None:
+        return None
+    return len(standing.badges) if key == "badges" else getattr(standing, key)
 
 
 def _behaviour(rule: r.Behaviour, facts: Facts, clock: Clock) -> bool:

@@ -12,11 +12,13 @@ A rule is a group or a condition::
     {"type": "event", "event": "Email Opened", "performed": false, "window": {"last_days": 90}}
     {"type": "segment", "segment": 12}
     {"type": "consent", "channel": "whatsapp", "purpose": "marketing"}
+    {"type": "loyalty", "program": 1, "field": "tier", "op": "in", "value": ["Gold", "Platinum"]}
     {"type": "<plugin condition key>", "params": {...}}
 
 :func:`parse_rule` checks everything (operators, value types, keys, referenced segments and
-cycles, plugin condition parameters) and raises :class:`RuleError` listing every problem with its
-place in the tree, so the API answers 422 and the builder shows it next to the condition.
+cycles, loyalty programs and their tiers, plugin condition parameters) and raises
+:class:`RuleError` listing every problem with its place in the tree, so the API answers 422 and
+the builder shows it next to the condition.
 The meaning of each operator is in :mod:`core.segments.semantics`.
 """
 
@@ -119,6 +121,42 @@ COMPUTED_FIELDS: dict[str, ComputedField] = {
 }
 
 
+@dataclass(frozen=True)
+class LoyaltyField:
+    """A member's value in a loyalty program (:class:`core.loyalty.standing.Standing` has them all)."""
+
+    key: str
+    label: str
+    kind: Kind
+    zero_when_missing: bool = False  # a non-member has 0 points and 0 badges, but no tier
+
+
+LOYALTY_FIELDS: dict[str, LoyaltyField] = {
+    f.key: f
+    for f in (
+        LoyaltyField("balance", "Loyalty balance", Kind.number, zero_when_missing=True),
+        LoyaltyField("earned", "Points earned", Kind.number, zero_when_missing=True),
+        LoyaltyField("redeemed", "Points redeemed", Kind.number, zero_when_missing=True),
+        LoyaltyField("expired", "Points expired", Kind.number, zero_when_missing=True),
+        LoyaltyField("qualifying", "Points or spend toward tiers", Kind.number, zero_when_missing=True),
+        LoyaltyField("tier", "Loyalty tier", Kind.text),
+        LoyaltyField("to_next_tier", "Points to next tier", Kind.number),
+        LoyaltyField("badges", "Badges earned", Kind.number, zero_when_missing=True),
+    )
+}
+
+
+@dataclass(frozen=True)
+class LoyaltyProgramRef:
+    """A loyalty program a rule may name: its id, key, name, status and tier names (lowest first)."""
+
+    id: int
+    key: str
+    name: str
+    active: bool = True
+    tiers: tuple[str, ...] = ()
+
+
 # --- the typed nodes ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Test:
@@ -185,6 +223,19 @@ class Consent:
 
 
 @dataclass(frozen=True)
+class Loyalty:
+    """The profile's ``field`` in loyalty program ``program_id`` passes ``test``.
+
+    A profile without a member row is not a member: its points and badges count 0, it has no tier
+    and no distance to the next one.
+    """
+
+    program_id: int
+    field: LoyaltyField
+    test: Test
+
+
+@dataclass(frozen=True)
 class PluginCondition:
     """A condition type a plugin registered, with its validated parameters."""
 
@@ -207,7 +258,7 @@ class Not:
     child: Rule
 
 
-Rule = Group | Not | Trait | Computed | Behaviour | Member | Consent | PluginCondition
+Rule = Group | Not | Trait | Computed | Behaviour | Member | Consent | Loyalty | PluginCondition
 
 
 def walk(rule: Rule) -> list[Rule]:
@@ -246,12 +297,15 @@ class RuleContext:
 
     ``segment_rule(id)`` returns another segment's stored rule JSON (None if there is none);
     ``self_id`` is the segment being saved (a rule may not reach it); ``conditions`` are the plugin
-    condition types of the tenant's enabled plugins.
+    condition types of the tenant's enabled plugins. ``loyalty_program(id)`` returns the loyalty
+    program a condition names (None if there is none); without it, program ids are taken as they
+    are (a stored rule was checked when it was saved).
     """
 
     segment_rule: Callable[[int], Any | None] = lambda _id: None
     self_id: int | None = None
     conditions: Mapping[str, SegmentConditionType] = field(default_factory=dict)
+    loyalty_program: Callable[[int], LoyaltyProgramRef | None] | None = None
 
 
 def parse_rule(data: Any, context: RuleContext | None = None) -> Rule:
@@ -288,8 +342,9 @@ class _Parser:
             self.fail(path, f"a rule holds at most {MAX_CONDITIONS} conditions")
             return None
         kind = data.get("type")
-        parse = {"trait": self.trait, "computed": self.computed, "event": self.behaviour,
-                 "consent": self.consent}.get(kind) if isinstance(kind, str) else None  # fmt: skip
+        parsers = {"trait": self.trait, "computed": self.computed, "event": self.behaviour,
+                   "consent": self.consent, "loyalty": self.loyalty}  # fmt: skip
+        parse = parsers.get(kind) if isinstance(kind, str) else None
         if parse is not None:
             return parse(data, path)
         if kind == "segment":
@@ -297,7 +352,7 @@ class _Parser:
         if isinstance(kind, str) and kind in self.context.conditions:
             return self.plugin(data, path, self.context.conditions[kind])
         known = ", ".join(
-            ["trait", "computed", "event", "segment", "consent", *sorted(self.context.conditions)]
+            ["trait", "computed", "event", "segment", "consent", "loyalty", *sorted(self.context.conditions)]
         )
         self.fail(_at(path, "type"), f"unknown condition type {kind!r}; use one of: {known}")
         return None
@@ -497,6 +552,30 @@ class _Parser:
             self.fail(_at(path, "purpose"), "purpose is a name such as marketing")
             return None
         return Consent(channel, purpose) if channel else None
+
+    def loyalty(self, data: dict, path: str) -> Rule | None:
+        if not self._fields(data, path, {"type", "program", "field", "op", "value"}):
+            return None
+        before = len(self.problems)
+        program_id: Any = data.get("program")
+        program = None
+        if not _is_int(program_id):
+            self.fail(_at(path, "program"), "program takes the id of a loyalty program")
+        elif self.context.loyalty_program is not None:
+            program = self.context.loyalty_program(program_id)
+            if program is None:
+                self.fail(_at(path, "program"), f"there is no loyalty program {program_id}")
+        name = data.get("field")
+        found = LOYALTY_FIELDS.get(name) if isinstance(name, str) else None
+        if found is None:
+            known = ", ".join(LOYALTY_FIELDS)
+            self.fail(_at(path, "field"), f"unknown loyalty field {name!r}; use one of: {known}")
+            return None
+        choices = program.tiers if program is not None and found.key == "tier" else ()
+        test = self.test(data, path, found.kind, choices)
+        if test is None or len(self.problems) > before:
+            return None
+        return Loyalty(program_id, found, test)
 
     def plugin(self, data: dict, path: str, condition: SegmentConditionType) -> Rule | None:
         if not self._fields(data, path, {"type", "params"}):

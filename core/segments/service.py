@@ -1,9 +1,9 @@
 """Segments as marketers and the API use them: save, change, archive, count, sample, list, reach.
 
 Every rule is checked with :func:`core.segments.rules.parse_rule` against the tenant's other
-segments (no cycles, no missing ones) and its enabled plugins' condition types before it is
-stored. Counts and samples run the rule's SQL live; member lists read the stored memberships,
-which :mod:`core.segments.membership` keeps current.
+segments (no cycles, no missing ones), its loyalty programs and its enabled plugins' condition
+types before it is stored. Counts and samples run the rule's SQL live; member lists read the
+stored memberships, which :mod:`core.segments.membership` keeps current.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from core.db.base import utcnow
+from core.loyalty.models import LoyaltyProgram, ProgramStatus, Tier
 from core.plugin_api import Channel, SegmentConditionType
 from core.plugins import get_host
 from core.profiles.models import Identity, Profile
@@ -79,6 +81,22 @@ def get_segment(session: Session, segment_id: int) -> Segment:
     return segment
 
 
+def loyalty_programs(session: Session) -> dict[int, r.LoyaltyProgramRef]:
+    """Every loyalty program of the tenant (archived ones too), by id, with its tiers lowest first."""
+    tiers: dict[int, list[str]] = {}
+    for tier in session.exec(select(Tier).order_by(col(Tier.threshold), col(Tier.id))):
+        tiers.setdefault(tier.program_id, []).append(tier.name)
+    programs = session.exec(select(LoyaltyProgram).order_by(col(LoyaltyProgram.id))).all()
+    return {
+        program.id: r.LoyaltyProgramRef(
+            program.id, program.key, program.name, program.status == ProgramStatus.active,
+            tuple(tiers.get(program.id, ())),
+        )
+        for program in programs
+        if program.id is not None
+    }  # fmt: skip
+
+
 def check_rule(
     session: Session,
     data: Any,
@@ -87,7 +105,13 @@ def check_rule(
 ) -> r.Rule:
     """The parsed rule; :class:`~core.segments.rules.RuleError` if it is invalid for this tenant."""
     stored = {s.id: s.rule for s in active_segments(session)}
-    context = r.RuleContext(segment_rule=stored.get, self_id=self_id, conditions=conditions)
+
+    @cache
+    def programs() -> dict[int, r.LoyaltyProgramRef]:  # read only for rules that name a program
+        return loyalty_programs(session)
+
+    context = r.RuleContext(segment_rule=stored.get, self_id=self_id, conditions=conditions,
+                            loyalty_program=lambda program_id: programs().get(program_id))  # fmt: skip
     return r.parse_rule(data, context)
 
 

@@ -2,9 +2,10 @@
 
 Every condition becomes a boolean over the ``profile`` row and, where it needs more, a LEFT JOIN
 of a table with at most one row per profile: the computed traits, one aggregate of events per
-behaviour condition, one consent row per consent condition. Each condition is made two-valued
-(``coalesce(..., false)``) so ``not`` and ``any`` mean in SQL what they mean in memory
-(:mod:`core.segments.semantics` is the reference; a property test holds the two together).
+behaviour condition, one consent row per consent condition, one member value per loyalty
+condition. Each condition is made two-valued (``coalesce(..., false)``) so ``not`` and ``any``
+mean in SQL what they mean in memory (:mod:`core.segments.semantics` is the reference; a property
+test holds the two together).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlmodel import Session
 from core.consent.models import Consent as ConsentRow
 from core.db.engines import json_dumps
 from core.ingest.models import Event
+from core.loyalty.standing import CHALLENGE, MEMBER, PROGRESS, TIER
 from core.profiles.models import Profile
 from core.segments import rules as r
 from core.segments.clock import Clock
@@ -268,6 +270,8 @@ class Compiler:
             return self._computed(rule)
         if isinstance(rule, r.Behaviour):
             return self._behaviour(rule)
+        if isinstance(rule, r.Loyalty):
+            return self._loyalty(rule)
         if isinstance(rule, r.Consent):
             granted = sa.select(CONSENT.c.profile_id).where(
                 CONSENT.c.channel == rule.channel,
@@ -330,6 +334,65 @@ class Compiler:
         )
         self.joins.append((events, events.c.profile_id == PROFILE.c.id))
         return measure_test(sa.func.coalesce(events.c.measure, 0), rule.test)
+
+    def _loyalty(self, rule: r.Loyalty) -> Bool:
+        found = rule.field
+        missing = 0 if found.zero_when_missing else None
+        if not typed_matches(rule.test, found.kind, missing, self.clock):
+            # Non-members cannot pass: a semi-join over the program's members.
+            members = loyalty_values(rule.program_id, found.key).subquery()
+            passing = typed_test(members.c.value, found.kind, rule.test, self.clock, self.postgres)
+            return self._semi_join(sa.select(members.c.profile_id).where(passing))
+        values = loyalty_values(rule.program_id, found.key).subquery(f"loyalty_{len(self.joins)}")
+        self.joins.append((values, values.c.profile_id == PROFILE.c.id))
+        value = sa.func.coalesce(values.c.value, 0) if found.zero_when_missing else values.c.value
+        return typed_test(value, found.kind, rule.test, self.clock, self.postgres)
+
+
+def loyalty_values(program_id: int, key: str) -> sa.Select[Any]:
+    """``SELECT profile_id, value``: one loyalty field of every member of a program.
+
+    Mirrors :mod:`core.loyalty.standing`: the tier is the member's tier of this program; the next
+    tier is the lowest one above it by (threshold, id), the lowest of all without a tier; badges
+    count the member's completed challenges of the program.
+    """
+    member = MEMBER.alias()
+    of_program = member.c.program_id == program_id
+    if key == "badges":
+        won = (
+            sa.select(PROGRESS.c.profile_id, sa.func.count().label("badges"))
+            .select_from(PROGRESS.join(CHALLENGE, CHALLENGE.c.id == PROGRESS.c.challenge_id))
+            .where(CHALLENGE.c.program_id == program_id, PROGRESS.c.completed_at.is_not(None))
+            .group_by(PROGRESS.c.profile_id)
+            .subquery()
+        )
+        source = member.outerjoin(won, won.c.profile_id == member.c.profile_id)
+        badges = sa.func.coalesce(won.c.badges, 0).label("value")
+        return sa.select(member.c.profile_id, badges).select_from(source).where(of_program)
+    if key not in ("tier", "to_next_tier"):
+        return sa.select(member.c.profile_id, member.c[key].label("value")).where(of_program)
+    tier = TIER.alias()
+    source = member.outerjoin(tier, sa.and_(tier.c.id == member.c.tier_id, tier.c.program_id == program_id))
+    if key == "tier":
+        return (
+            sa.select(member.c.profile_id, tier.c.name.label("value")).select_from(source).where(of_program)
+        )
+    upper = TIER.alias()
+    above = sa.or_(
+        tier.c.id.is_(None),
+        upper.c.threshold > tier.c.threshold,
+        sa.and_(upper.c.threshold == tier.c.threshold, upper.c.id > tier.c.id),
+    )
+    threshold = sa.select(sa.func.min(upper.c.threshold)).where(upper.c.program_id == program_id, above)
+    ladder = (
+        sa.select(member.c.profile_id, member.c.qualifying, threshold.scalar_subquery().label("threshold"))
+        .select_from(source)
+        .where(of_program)
+        .subquery()
+    )
+    needed = ladder.c.threshold - ladder.c.qualifying
+    still = sa.case((ladder.c.threshold.is_(None), sa.null()), (needed > 0, needed), else_=sa.literal(0.0))
+    return sa.select(ladder.c.profile_id, still.label("value"))
 
 
 def measure_test(value: Any, test: r.Test) -> Bool:

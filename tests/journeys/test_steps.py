@@ -1,20 +1,25 @@
 """Each step does what it says: send (queued, or suppressed with its reason), wait a duration or
 until a time of day, wait for an event (it comes, or the time runs out), branch on a rule, split
-by weight with a hold-out, set a trait, exit."""
+by weight with a hold-out, set a trait, assign an offer, exit."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from scipy.stats import chisquare
 from sqlmodel import select
 
 from core.ingest.models import Event
+from core.internal_events.models import InternalEvent
+from core.journeys.definition import DefinitionInvalid
 from core.journeys.models import EntryState
 from core.journeys.run import Runtime
 from core.journeys.steps import next_local
 from core.journeys.triggers import enter_by_dates
+from core.loyalty.events import OFFER_ASSIGNED
+from core.loyalty.offers import OfferIn, archive_offer, coupons_of, create_offer
 from core.profiles.models import Profile
 from core.segments.jobs import refresh_segments
 from core.segments.models import SegmentMembership
@@ -195,6 +200,40 @@ def test_an_update_trait_step_sets_the_trait_so_segments_see_it(shop) -> None:
     assert (stored.type, stored.traits, stored.status) == ("identify", {"vip": True}, "processed")
     identify(shop, "ann", vip=False)
     assert shop.session.get(Profile, ann).traits["vip"] is False
+
+
+def test_an_assign_offer_step_gives_each_profile_one_coupon(shop) -> None:
+    (ann,) = customers(shop, "ann")
+    offer = create_offer(shop.session, OfferIn(name="Welcome gift", value="a tote bag"), ACTOR)
+    shop.session.commit()
+    spec = definition(SIGNED_UP, {"s1": {"type": "assign_offer", "offer_id": offer.id, "next": "s2"}, "s2": EXIT},
+                      reentry={"mode": "always"})  # fmt: skip
+    journey = make_journey(shop, spec)
+    track(shop, "ann", "Signed Up")
+    track(shop, "ann", "Signed Up")  # a second pass keeps the coupon of the first
+
+    assert [path(shop, e) for e in entries(shop, journey.id)] == [[("s1", "assigned"), ("s2", "exit")]] * 2
+    ((coupon, found),) = coupons_of(shop.session, ann)
+    assert (found.name, coupon.assigned_by, coupon.uses) == ("Welcome gift", f"journey:{journey.id}", 0)
+    assigned = shop.session.exec(select(InternalEvent).where(InternalEvent.name == OFFER_ASSIGNED)).all()
+    assert [(e.profile_id, e.properties["code"]) for e in assigned] == [(ann, coupon.code)]
+
+    archive_offer(shop.session, offer.id, ACTOR)  # withdrawn after the journey was activated
+    shop.session.commit()
+    track(shop, "ann", "Signed Up")
+    assert path(shop, entries(shop, journey.id)[-1]) == [("s1", "skipped:offer_archived"), ("s2", "exit")]
+
+
+def test_an_assign_offer_step_must_name_an_offer_that_is_not_archived(sqlite_shop) -> None:
+    shop = sqlite_shop
+    withdrawn = create_offer(shop.session, OfferIn(name="Withdrawn"), ACTOR)
+    archive_offer(shop.session, withdrawn.id, ACTOR)
+    spec = definition(SIGNED_UP, {"s1": {"type": "assign_offer", "offer_id": 999, "next": "s2"},
+                                  "s2": {"type": "assign_offer", "offer_id": withdrawn.id}})  # fmt: skip
+    with pytest.raises(DefinitionInvalid) as refused:
+        make_journey(shop, spec)
+    assert dict(refused.value.problems) == {"steps.s1.offer_id": "there is no offer 999",
+                                            "steps.s2.offer_id": "offer 'Withdrawn' is archived"}  # fmt: skip
 
 
 def test_an_exit_step_ends_the_pass(sqlite_shop) -> None:

@@ -11,6 +11,7 @@ from core.journeys import service
 from core.journeys.models import EntryState
 from core.journeys.run import Runtime
 from core.journeys.triggers import enter_by_dates
+from core.loyalty.models import EarningRule, LoyaltyProgram, RuleStatus, Tier
 from core.profiles.service import ProfileNotFound
 from core.segments.jobs import refresh_segments
 from core.segments.service import create_segment
@@ -148,3 +149,29 @@ def test_a_paused_journey_lets_nobody_in_and_events_meanwhile_do_not_enter_later
     assert entries(shop, journey.id) == []
     track(shop, "c1", "Signed Up", at=datetime.now(UTC) - timedelta(minutes=5))  # stored after: it counts
     assert len(entries(shop, journey.id)) == 1
+
+
+def test_an_event_trigger_may_name_a_loyalty_event(shop) -> None:
+    [ann] = shop.customers(1)
+    program = LoyaltyProgram(key="club", name="Club")
+    shop.session.add(program)
+    shop.session.flush()
+    assert program.id is not None
+    shop.session.add_all([
+        Tier(program_id=program.id, name="Gold", threshold=100),
+        EarningRule(program_id=program.id, name="Base", event="Order Completed", points=150,
+                    status=RuleStatus.active, activated_at=datetime.now(UTC) - timedelta(days=1)),
+    ])  # fmt: skip
+    shop.session.commit()
+    spec = definition(
+        {"type": "event", "event": "Loyalty Tier Changed"},
+        {"s1": send_step(body="Welcome to {{ event.to }}")},
+    )
+    journey = make_journey(shop, spec)
+
+    track(shop, "c0", "Order Completed", order_id="o1")
+    shop.run_jobs()  # loyalty applies the order (Gold), then the journey follows the tier change
+
+    assert [e.profile_id for e in entries(shop, journey.id)] == [ann]
+    assert len(deliveries(shop, journey.id)) == 1
+    assert [m.body for m in shop.provider.messages] == ["Welcome to Gold"]

@@ -1,9 +1,10 @@
 """The SQL of a rule and its in-memory evaluation pick the same profiles, for any profiles and rules.
 
 Random small populations (traits of every JSON type, computed traits, consents, events with
-properties at times around "now") are written to the tenant database; random rule trees over the
-same small vocabularies are compiled to SQL and counted, and evaluated per profile from
-:func:`core.segments.evaluate.load_facts`. Both must give exactly the same members.
+properties at times around "now", loyalty members with tiers and completed challenges) are written
+to the tenant database; random rule trees over the same small vocabularies are compiled to SQL and
+counted, and evaluated per profile from :func:`core.segments.evaluate.load_facts`. Both must give
+exactly the same members.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from hypothesis import strategies as st
 from sqlmodel import Session
 
 from core.db.engines import tenant_engine
+from core.loyalty.models import ProgramStatus
 from core.segments import rules as r
 from core.segments.clock import Clock
 from core.segments.evaluate import evaluate, load_facts, needs_of
 from core.segments.sql import members_query
-from tests.segments.population import store_people
+from tests.segments.population import store_people, store_programs
 
 NOW = datetime(2026, 3, 15, 22, 30, tzinfo=UTC)  # late evening: Paris is already on the next day
 CLOCK = Clock.at("Europe/Paris", NOW)
@@ -31,11 +33,62 @@ DATES += ["1990-03-16", "1985-12-31", "2000-02-29", "2000-01-01"]
 NUMBERS = [0, 1, 2, 2.5, 3, 10, -1]
 EVENTS = ["Viewed", "Bought"]
 CHANNELS = ["email", "whatsapp"]
+# Program 1 is active, 2 archived, 3 does not exist. Silver and Silver Plus share a threshold: the
+# ladder orders them by id. Tier 5 is of program 2 and 999 of none, so a member of program 1 with
+# either has no tier there.
+PROGRAMS = [
+    {"id": 1, "key": "club", "name": "Club"},
+    {"id": 2, "key": "stars", "name": "Stars", "status": ProgramStatus.archived},
+]
+TIERS = [
+    {"id": 1, "program_id": 1, "name": "Bronze", "threshold": 0},
+    {"id": 2, "program_id": 1, "name": "Silver", "threshold": 100},
+    {"id": 3, "program_id": 1, "name": "Silver Plus", "threshold": 100},
+    {"id": 4, "program_id": 1, "name": "Gold", "threshold": 500},
+    {"id": 5, "program_id": 2, "name": "VIP", "threshold": 12.5},
+]
+CHALLENGES = [
+    {"id": 1, "program_id": 1, "name": "First", "badge": "Starter"},
+    {"id": 2, "program_id": 1, "name": "Weekend", "badge": "Weekender"},
+    {"id": 3, "program_id": 2, "name": "Star", "badge": "Star"},
+]
+TIER_NAMES = ["Bronze", "Silver", "Silver Plus", "Gold", "VIP", "gold"]
+LOYALTY_NUMBERS = [0, 1, 2, 2.5, 10, 12.5, 97.5, 100, 150, 400, 0.5, -1]
 
 json_values = st.one_of(
     st.none(), st.booleans(), st.sampled_from(NUMBERS), st.sampled_from(WORDS + DATES),
     st.lists(st.sampled_from(WORDS), max_size=3),
 )  # fmt: skip
+
+
+@st.composite
+def member_values(draw: st.DrawFn) -> dict[str, Any]:
+    """A loyalty member's values: points, qualifying value and tier (maybe of another program, or gone)."""
+    return {"balance": draw(st.sampled_from([0, 1, 2, 10, 150])), "earned": draw(st.sampled_from([0, 3, 10])),
+            "redeemed": draw(st.sampled_from([0, 1])), "expired": draw(st.sampled_from([0, 2])),
+            "qualifying": draw(st.sampled_from([99.5, 0, 2.5, 100, 600])),
+            "tier_id": draw(st.sampled_from([2, 3, None, 1, 4, 5, 999]))}  # fmt: skip
+
+
+@st.composite
+def completions(draw: st.DrawFn) -> dict[int, datetime | None]:
+    """Challenges completed (when) or in progress (None); non-members' completions count for nothing."""
+    return {
+        c: draw(st.sampled_from([NOW - timedelta(days=c), None])) for c in (1, 2, 3) if draw(st.booleans())
+    }
+
+
+@st.composite
+def members(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A few profiles with loyalty data only, members of program 1 more often than not."""
+    people = []
+    for n in range(draw(st.integers(1, 8))):
+        programs = draw(st.sampled_from([(1,), (1, 2), (), (2,)]))
+        people.append({"id": f"p{n}", "traits": {}, "computed": None, "events": [], "consents": {},
+                       "merged": "p0" if n > 0 and draw(st.integers(0, 9)) == 0 else None,
+                       "loyalty": {program: draw(member_values()) for program in programs},
+                       "challenges": draw(completions())})  # fmt: skip
+    return people
 
 
 @st.composite
@@ -62,12 +115,15 @@ def profiles(draw: st.DrawFn) -> list[dict[str, Any]]:
         ]  # fmt: skip
         consents = {c: draw(st.booleans()) for c in CHANNELS if draw(st.booleans())}
         seen = NOW - timedelta(days=draw(st.sampled_from([0, 2, 10, 100])))
+        loyalty = {program: draw(member_values()) for program in (1, 2) if draw(st.booleans())}
+        challenges = draw(completions())
         people.append({"id": f"p{n}", "traits": traits, "computed": computed, "events": events,
-                       "consents": consents, "merged": "p0" if n > 0 and draw(st.integers(0, 9)) == 0 else None, "seen": seen})  # fmt: skip
+                       "consents": consents, "merged": "p0" if n > 0 and draw(st.integers(0, 9)) == 0 else None, "seen": seen,
+                       "loyalty": loyalty, "challenges": challenges})  # fmt: skip
     return people
 
 
-def _test(draw: st.DrawFn, kind: r.Kind) -> dict[str, Any]:
+def _test(draw: st.DrawFn, kind: r.Kind, loyalty: bool = False) -> dict[str, Any]:
     op = draw(st.sampled_from(r.KIND_OPS[kind]))
     values: dict[r.Op, Any] = {
         r.Op.eq: st.one_of(st.booleans(), st.sampled_from(NUMBERS + WORDS + DATES)),
@@ -89,6 +145,14 @@ def _test(draw: st.DrawFn, kind: r.Kind) -> dict[str, Any]:
     if kind == r.Kind.text:
         values[r.Op.eq] = st.sampled_from(["champions", "at_risk", "loyal_customers"])
         values[r.Op.in_] = st.lists(values[r.Op.eq], min_size=1, max_size=2)
+    if loyalty and kind == r.Kind.number:
+        values[r.Op.eq] = values[r.Op.lt] = st.sampled_from(LOYALTY_NUMBERS)
+        values[r.Op.in_] = st.lists(values[r.Op.eq], min_size=1, max_size=3)
+        values[r.Op.between] = st.lists(values[r.Op.eq], min_size=2, max_size=2).map(sorted)
+    if loyalty and kind == r.Kind.text:
+        values[r.Op.eq] = st.sampled_from(TIER_NAMES)
+        values[r.Op.in_] = st.lists(values[r.Op.eq], min_size=1, max_size=2)
+        values[r.Op.contains] = st.sampled_from(["silver", "GOLD", "plus", "i"])
     family = {r.Op.ne: r.Op.eq, r.Op.not_in: r.Op.in_, r.Op.gt: r.Op.lt, r.Op.lte: r.Op.lt, r.Op.gte: r.Op.lt,
               **dict.fromkeys(r.RELATIVE, r.Op.within_last_days)}.get(op, op)  # fmt: skip
     test: dict[str, Any] = {"op": op.value}
@@ -98,9 +162,22 @@ def _test(draw: st.DrawFn, kind: r.Kind) -> dict[str, Any]:
 
 
 @st.composite
+def loyalty_conditions(draw: st.DrawFn) -> dict[str, Any]:
+    """One random loyalty condition (on a program that may not exist)."""
+    field = r.LOYALTY_FIELDS[draw(st.sampled_from(list(r.LOYALTY_FIELDS)))]
+    program = draw(st.sampled_from([1, 1, 2, 3]))
+    return {
+        "type": "loyalty",
+        "program": program,
+        "field": field.key,
+        **_test(draw, field.kind, loyalty=True),
+    }
+
+
+@st.composite
 def conditions(draw: st.DrawFn) -> dict[str, Any]:
     """One random condition of a built-in type."""
-    kind = draw(st.sampled_from(["trait", "computed", "event", "consent"]))
+    kind = draw(st.sampled_from(["trait", "computed", "event", "consent", "loyalty"]))
     if kind == "trait":
         return {"type": "trait", "key": draw(st.sampled_from(KEYS)), **_test(draw, r.Kind.json)}
     if kind == "computed":
@@ -109,6 +186,8 @@ def conditions(draw: st.DrawFn) -> dict[str, Any]:
         return {"type": "computed", "key": key, **_test(draw, r.COMPUTED_FIELDS[key].kind)}
     if kind == "consent":
         return {"type": "consent", "channel": draw(st.sampled_from(CHANNELS))}
+    if kind == "loyalty":
+        return draw(loyalty_conditions())
     condition: dict[str, Any] = {"type": "event", "event": draw(st.sampled_from(EVENTS))}
     if draw(st.booleans()):
         condition["where"] = [
@@ -130,25 +209,44 @@ def conditions(draw: st.DrawFn) -> dict[str, Any]:
     return {**condition, "op": op.value, "value": value}
 
 
-rules_json = st.recursive(
-    conditions(),
-    lambda children: st.one_of(
-        st.builds(lambda xs: {"all": xs}, st.lists(children, max_size=3)),
-        st.builds(lambda xs: {"any": xs}, st.lists(children, max_size=3)),
-        st.builds(lambda x: {"not": x}, children),
-    ),
-    max_leaves=6,
-)
+def trees(leaves: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    """Random rule trees (all, any, not) over conditions drawn from ``leaves``."""
+    return st.recursive(
+        leaves,
+        lambda children: st.one_of(
+            st.builds(lambda xs: {"all": xs}, st.lists(children, max_size=3)),
+            st.builds(lambda xs: {"any": xs}, st.lists(children, max_size=3)),
+            st.builds(lambda x: {"not": x}, children),
+        ),
+        max_leaves=6,
+    )
+
+
+rules_json = trees(conditions())
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(people=profiles(), rules=st.lists(rules_json, min_size=1, max_size=4))
 def test_sql_and_memory_pick_the_same_profiles(installation, people, rules) -> None:
+    _agree(installation, people, rules)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    people=members(),
+    rules=st.lists(st.one_of(loyalty_conditions(), trees(loyalty_conditions())), min_size=1, max_size=8),
+)
+def test_sql_and_memory_agree_on_loyalty_standing(installation, people, rules) -> None:
+    _agree(installation, people, rules)
+
+
+def _agree(installation: Any, people: list[dict[str, Any]], rules: list[dict[str, Any]]) -> None:
     database = (
         installation.tenant("acme").tenant.database if not hasattr(installation, "_db") else installation._db
     )
     installation._db = database
     with Session(tenant_engine(database)) as session:
+        store_programs(session, PROGRAMS, TIERS, CHALLENGES)
         store_people(session, people, NOW)
         parsed = [r.parse_rule(rule) for rule in rules]
         facts = load_facts(session, [p["id"] for p in people], needs_of(parsed, CLOCK))

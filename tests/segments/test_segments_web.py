@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from core.audit.models import AuditEntry
 from core.db.engines import control_session, tenant_engine
 from core.ingest.service import accept
+from core.loyalty.models import LoyaltyMember, LoyaltyProgram, Tier
 from core.plugin_api import SegmentConditionType, hookimpl
 from core.plugins import get_host
 from core.profiles.jobs import process_events
@@ -555,3 +556,55 @@ def test_a_plugin_condition_type_gets_a_form_from_its_parameters(shop: Shop) -> 
         "Has a probe score (everyone: true, minimum: 3, labels: a, b)"
         in shop.client.get(f"/t/{TENANT}/segments/{saved_segment(shop, 'Scored').id}").text
     )
+
+
+def test_a_loyalty_condition_is_built_from_program_value_operator_and_tier(shop: Shop) -> None:
+    assert "+ Loyalty" not in shop.client.get(f"/t/{TENANT}/segments/new").text  # no program yet
+    ann, bob = shop.profile_id("ann"), shop.profile_id("bob")
+    with shop.session() as session:
+        club = LoyaltyProgram(key="club", name="Club", period_anchor=datetime(2026, 1, 1, tzinfo=UTC))
+        session.add(club)
+        session.flush()
+        assert club.id is not None
+        program = club.id
+        gold = Tier(program_id=program, name="Gold", threshold=500)
+        session.add_all([Tier(program_id=program, name="Silver", threshold=100), gold])
+        session.flush()
+        session.add_all([
+            LoyaltyMember(program_id=program, profile_id=ann, balance=250, qualifying=600, tier_id=gold.id,
+                          referral_code="ANN"),
+            LoyaltyMember(program_id=program, profile_id=bob, balance=40, qualifying=40, referral_code="BOB"),
+        ])  # fmt: skip
+        session.commit()
+
+    added = shop.post("/builder", {"all": []}, action="add:r:loyalty")
+    assert "+ Loyalty" in added.text and f'<option value="{program}" selected>Club</option>' in added.text
+    assert '<option value="balance" selected>Loyalty balance</option>' in added.text
+    assert '<option value="to_next_tier">Points to next tier</option>' in added.text
+    assert live_count(added.text) == 2  # a balance of at least 1: ann and bob
+    balance = {"all": [{"type": "loyalty", "program": program, "field": "balance", "op": ">=", "value": 1}]}
+    fields = {"r.0:type": "loyalty", "r.0:program": str(program), "r.0:field": "balance", "r.0:op": ">=",
+              "r.0:value": "100"}  # fmt: skip
+    assert live_count(shop.post("/preview", balance, fields).text) == 1  # ann
+
+    tier = shop.post("/builder", balance, {**fields, "r.0:field": "tier"})
+    assert '<option value="is set" selected>is set</option>' in tier.text and live_count(tier.text) == 1
+    has_tier = {"all": [{"type": "loyalty", "program": program, "field": "tier", "op": "is set"}]}
+    tier_fields = {"r.0:type": "loyalty", "r.0:program": str(program), "r.0:field": "tier", "r.0:op": "in"}
+    one_of = shop.post("/builder", has_tier, tier_fields)
+    assert '<select multiple size="4" name="r.0:value"' in one_of.text
+    assert (
+        '<option value="Silver">Silver</option>' in one_of.text
+        and '<option value="Gold">Gold</option>' in one_of.text
+    )
+    assert problems(one_of.text) == ["value: in takes a non-empty list of values"]
+    in_tiers = {"all": [{"type": "loyalty", "program": program, "field": "tier", "op": "in", "value": []}]}
+    gold_fields = {**tier_fields, "r.0:value": "Gold"}
+    assert live_count(shop.post("/preview", in_tiers, gold_fields).text) == 1  # ann
+
+    assert shop.post("/new", in_tiers, gold_fields, name="Gold members").status_code == 200
+    segment = saved_segment(shop, "Gold members")
+    assert segment.rule == {
+        "all": [{"type": "loyalty", "program": program, "field": "tier", "op": "in", "value": ["Gold"]}]
+    }
+    assert "Loyalty tier in Club is one of Gold" in shop.client.get(f"/t/{TENANT}/segments/{segment.id}").text

@@ -1,0 +1,1 @@
+"""Loyalty: programs, earning rules, the points ledger, tiers, rewards, offers, challenges, referral."""

@@ -1,0 +1,1 @@
+"""Following append-only streams (processed events, internal events) past a stored cursor."""
