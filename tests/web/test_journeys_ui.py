@@ -28,6 +28,7 @@ from core.db.engines import control_session, tenant_engine
 from core.ingest.service import accept
 from core.journeys import service as journeys
 from core.journeys.models import Journey, JourneyStatus
+from core.loyalty.offers import OfferIn, coupons_of, create_offer
 from core.plugins import get_host
 from core.profiles.jobs import process_events
 from core.profiles.service import find_by_identifier, get_profile
@@ -540,6 +541,40 @@ def test_the_profile_360_shows_its_path_through_a_journey(shop: Shop) -> None:
 
     flow = b.open()
     assert "1 entered" in box(flow, "s1") and "1 entered" in box(flow, "exit")
+
+
+def test_an_offer_step_names_an_existing_offer_and_shows_on_the_profiles_path(shop: Shop) -> None:
+    with shop.session() as session:
+        offer = create_offer(session, OfferIn(name="Welcome gift", value="a tote bag"), "test")
+        session.commit()
+    b = shop.create("Welcome gift")
+    b.press("add|start|start|assign_offer")
+    assert 'name="offer_id"' in b.html and b.status == 422  # no offer chosen yet: not saved, said so
+    assert "Assign an offer (none chosen)" in box(b.html, "s1")
+    b.press("save", offer_id="999")
+    assert b.status == 422 and "there is no offer 999" in box(b.html, "s1")
+    b.press("save", offer_id="a few")
+    assert "a few is not a whole number" in box(b.html, "s1")
+    b.press("save", offer_id=str(offer.id), label="Gift")
+    assert b.status == 200 and f"Assign offer {offer.id}" in box(b.html, "s1")
+    assert b.journey(shop.database).definition["steps"]["s1"] == {
+        "type": "assign_offer", "offer_id": offer.id, "next": "exit", "label": "Gift"}  # fmt: skip
+
+    with shop.session() as session:
+        journey = journeys.get_journey(session, b.journey_id)
+        with control_session() as control:
+            tenant = get_tenant(control, TENANT)
+            scope = tenant_scope(control, tenant)
+        journeys.activate(session, tenant, scope, journey, "test")
+        assert journeys.enter(session, tenant, scope, journey, shop.people["bob"]) is not None
+        session.commit()
+        ((coupon, _),) = coupons_of(session, shop.people["bob"])
+    assert coupon.assigned_by == f"journey:{b.journey_id}"
+    page = shop.client.get(f"/t/{TENANT}/profiles/{shop.people['bob']}")
+    card = re.search(r'<section class="card" id="journeys">(.*?)</section>', page.text, re.S)
+    assert card and "Gift — offer assigned" in " ".join(
+        unescape(re.sub(r"<[^>]+>", " ", card.group(1))).split()
+    )
 
 
 def test_activation_refused_shows_the_problems_on_the_flow(shop: Shop) -> None:

@@ -204,6 +204,13 @@ API_PERMISSIONS = {
     ("GET", "/api/v1/profiles/{profile_id}/export"): "manage_privacy",
     ("DELETE", "/api/v1/profiles/{profile_id}"): "manage_privacy",
     ("POST", "/api/v1/merges/{merge_id}/undo"): "manage_privacy",
+    ("GET", "/api/v1/loyalty/programs"): "read_data",
+    ("POST", "/api/v1/loyalty/programs"): "write_marketing",
+    ("POST", "/api/v1/loyalty/programs/{program_id}/dry-run"): "read_data",
+    ("GET", "/api/v1/profiles/{profile_id}/loyalty"): "read_data",
+    ("POST", "/api/v1/profiles/{profile_id}/loyalty/adjustments"): "write_marketing",
+    ("POST", "/api/v1/profiles/{profile_id}/loyalty/redemptions"): "write_marketing",
+    ("POST", "/api/v1/loyalty/coupons/{code}/use"): "write_marketing",
 }
 
 

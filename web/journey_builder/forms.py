@@ -59,6 +59,7 @@ def new_step(kind: str, channels: Mapping[str, Channel]) -> dict[str, Any] | Non
         "split": {"type": "split", "branches": [{"weight": 50, "next": None}, {"weight": 50, "next": None}],
                   "holdout": 0},
         "update_trait": {"type": "update_trait", "trait": "", "value": "", "next": None},
+        "assign_offer": {"type": "assign_offer", "offer_id": None, "next": None},
         "exit": {"type": "exit"},
     }  # fmt: skip
     return copy.deepcopy(fresh[kind]) if kind in fresh else None
@@ -248,6 +249,10 @@ def read_step(
     elif kind == "update_trait":
         found["trait"] = f.text("trait", str(found.get("trait") or "")).strip()
         found["value"] = _read_value(found, f, f"{path}.value", problems)
+    elif kind == "assign_offer":
+        found["offer_id"] = _whole(
+            f, "offer_id", found.get("offer_id"), f"{path}.offer_id", problems, minimum=1
+        )
     return found, problems
 
 

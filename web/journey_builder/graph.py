@@ -1,6 +1,6 @@
 """The definition as a graph: each step's ports and where they lead, adding and deleting steps.
 
-A port is one way out of a step: ``next`` (send, wait, update trait), ``yes``/``no`` (branch),
+A port is one way out of a step: ``next`` (send, wait, update trait, assign offer), ``yes``/``no`` (branch),
 ``on_event``/``on_timeout`` (wait for event), ``branch:<i>`` (the i-th path of a split). The
 trigger leads to ``start`` through the port ``start`` of the pseudo-step :data:`START`. A port
 leading nowhere (``None``) ends the journey there.
@@ -20,6 +20,7 @@ STEP_TYPES = {
     "branch": "Branch on a condition",
     "split": "Split (A/B test)",
     "update_trait": "Update a trait",
+    "assign_offer": "Assign an offer",
     "exit": "Exit",
 }
 BRANCHING = {"branch": ("yes", "no"), "wait_for_event": ("on_event", "on_timeout")}

@@ -80,6 +80,8 @@ def _type_view(step: dict[str, Any], options: Options) -> dict[str, Any]:
         value = step.get("value")
         return {"trait": str(step.get("trait") or ""), "value_type": value_type(value),
                 "value": value_text(value), "value_types": VALUE_TYPES}  # fmt: skip
+    if kind == "assign_offer":
+        return {"offer_id": plain(step.get("offer_id") or "")}
     return {}
 
 

@@ -18,6 +18,7 @@ OUTCOMES = {
     "no": "no",
     "holdout": "held out",
     "updated": "trait set",
+    "assigned": "offer assigned",
     "exit": "exited",
     "goal": "reached the goal",
 }

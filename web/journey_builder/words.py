@@ -143,6 +143,9 @@ def step_words(step: Any, options: Options) -> str:
         return f"Split {shares}" + (f", hold-out {plain(holdout)}%" if holdout else "")
     if kind == "update_trait":
         return f"Set trait {_quoted(step.get('trait'))} to {shown(step.get('value')) or '(empty text)'}"
+    if kind == "assign_offer":
+        offer = step.get("offer_id")
+        return f"Assign offer {plain(offer)}" if offer else "Assign an offer (none chosen)"
     if kind == "exit":
         return "Exit the journey"
     return f"Unknown step type {kind!r}"

@@ -29,7 +29,7 @@ from core.messages.content import fields_of
 from core.messages.personalization import MissingValue, TemplateInvalid
 from core.plugins import get_host
 from core.profiles.models import Profile
-from core.profiles.service import ProfileNotFound, find_by_identifier, get_profile, search
+from core.profiles.service import ProfileNotFound, get_profile, pick
 from core.reporting.report import as_csv, csv_rows, report
 from core.segments.models import Segment
 from core.segments.service import TenantScope, active_segments, tenant_scope
@@ -257,28 +257,12 @@ def report_fragment(request: Request, campaign_id: int, principal: Reader) -> Re
     return response
 
 
-def _find_profiles(tenant_db: Session, text: str) -> list[Profile]:
-    """Profiles by exact id or email first, then by any identifier or name containing the text."""
-    text = text.strip()
-    if not text:
-        return []
-    for lookup in (
-        lambda: get_profile(tenant_db, text),
-        lambda: find_by_identifier(tenant_db, "email", text.lower()),
-    ):
-        try:
-            return [lookup()]
-        except ProfileNotFound:
-            continue
-    return search(tenant_db, text, limit=SEARCH_LIMIT)
-
-
 @router.get("/{campaign_id:int}/profiles", include_in_schema=False)
 def profiles_fragment(request: Request, campaign_id: int, principal: Reader, q: str = "") -> Response:
     """Profiles to preview the campaign for, found by id, email or name."""
     with tenant_session(principal.tenant.database) as tenant_db:
         campaign = _get_or_404(tenant_db, campaign_id)
-        found = _find_profiles(tenant_db, q)
+        found = pick(tenant_db, q, limit=SEARCH_LIMIT)
     context = {
         "principal": principal,
         "campaign": campaign,

@@ -21,7 +21,6 @@ Reader = Annotated[Principal, Depends(require(Permission.read_data))]
 
 SECTIONS = {
     "wallet": ("Wallet", "Apple Wallet and Google Wallet passes: templates, issued passes, live updates."),
-    "loyalty": ("Loyalty", "Points rules, tiers, rewards and the ledger behind every balance."),
 }
 
 

@@ -20,6 +20,7 @@ from core.tenancy.roles import Permission
 from web.auth import ControlDB, Principal, client_info, require
 from web.csrf import verify_csrf
 from web.journey_builder.paths import path_views
+from web.routes.loyalty_members import member_card
 from web.routes.pages import page_context, panels
 from web.templating import render
 
@@ -50,7 +51,7 @@ def profile_page(
     source: str = "",
     offset: int = 0,
 ) -> Response:
-    """The 360 view: identities, traits, consents, segments, journeys, messages, merges, timeline, plugin panels."""
+    """The 360 view: identities, traits, consents, segments, journeys, messages, loyalty, merges, timeline."""
     with tenant_session(principal.tenant.database) as tenant_db:
         try:
             profile = get_profile(tenant_db, profile_id)
@@ -61,6 +62,7 @@ def profile_page(
         view = profile_view(tenant_db, profile.id)
         journey_paths = path_views(paths_of(tenant_db, profile.id))
         messages, activity = messages_of(tenant_db, profile.id), of_profile(tenant_db, profile.id, 30)
+        loyalty_card = member_card(tenant_db, profile.id)
         page = timeline(
             tenant_db, profile.id, type_=type or None, source=source or None, offset=max(offset, 0)
         )
@@ -68,7 +70,7 @@ def profile_page(
     context = page_context(
         request, session, principal, section="profiles", profile=view, page=page,
         filters={"type": type, "source": source}, offset=offset, journey_paths=journey_paths,
-        messages=messages, activity=activity,
+        messages=messages, activity=activity, loyalty_card=loyalty_card,
         panels=panels(principal, "profile", session, snapshot_context),
     )  # fmt: skip
     template = (

@@ -16,10 +16,10 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from core.plugin_api import SegmentConditionType
-from core.segments.rules import COMPUTED_FIELDS, Kind, Problem
+from core.segments.rules import COMPUTED_FIELDS, LOYALTY_FIELDS, Kind, Problem
 from web.forms import form_fields, parse_form
-from web.segment_builder.tree import ROOT, computed_default, group_kind, is_not, normalize
-from web.segment_builder.values import MISSING, Fields, as_number, read_value, window_kind
+from web.segment_builder.tree import ROOT, computed_default, group_kind, is_not, loyalty_default, normalize
+from web.segment_builder.values import MISSING, Fields, as_number, fit_value, read_value, shape, window_kind
 
 STEP = re.compile(r"(?:(all|any)\[(\d+)\]|not(?=$|[.<]))")
 
@@ -49,7 +49,7 @@ def _read(node: Any, path: str, f: Fields, conditions: Mapping[str, SegmentCondi
     if not isinstance(node, dict) or f.text(prefix + "type") != node.get("type"):
         return node  # not rendered as a form (malformed, or added since)
     readers = {"trait": _read_trait, "computed": _read_computed, "event": _read_event,
-               "segment": _read_segment, "consent": _read_consent}  # fmt: skip
+               "segment": _read_segment, "consent": _read_consent, "loyalty": _read_loyalty}  # fmt: skip
     reader = readers.get(str(node.get("type")))
     if reader is not None:
         return reader(node, prefix, f)
@@ -144,6 +144,29 @@ def _read_segment(node: dict, prefix: str, f: Fields) -> dict[str, Any]:
 def _read_consent(node: dict, prefix: str, f: Fields) -> dict[str, Any]:
     return {"type": "consent", "channel": f.text(prefix + "channel", str(node.get("channel", ""))),
             "purpose": f.text(prefix + "purpose", str(node.get("purpose", "marketing"))).strip()}  # fmt: skip
+
+
+def _read_loyalty(node: dict, prefix: str, f: Fields) -> dict[str, Any]:
+    before_program = node.get("program")
+    raw = f.text(prefix + "program", "" if before_program is None else str(before_program))
+    program = int(raw) if raw.isdigit() else (raw or None)
+    key = f.text(prefix + "field", str(node.get("field", "")))
+    found, before = LOYALTY_FIELDS.get(key), LOYALTY_FIELDS.get(str(node.get("field")))
+    # Another kind of value, or tiers of another program: the test starts again.
+    if found is not None and (
+        (found is not before and (before is None or before.kind != found.kind))
+        or (found.kind == Kind.text and program != before_program)
+    ):
+        return loyalty_default(program, key)
+    out: dict[str, Any] = {"type": "loyalty", "program": program, "field": key}
+    op_before = str(node.get("op", ">="))
+    op = f.text(prefix + "op", op_before)
+    if found is not None and found.kind == Kind.text and shape(op_before) == "list" and f.has(prefix + "op"):
+        value = fit_value(f.many(prefix + "value"), "list", shape(op))  # the tiers, a multiple select
+    else:
+        kind = found.kind if found else Kind.json
+        value = read_value(f, prefix, op_before, op, kind, (), node.get("value"))
+    return {**out, "op": op} if value is MISSING else {**out, "op": op, "value": value}
 
 
 def _read_plugin(node: dict, prefix: str, f: Fields, condition: SegmentConditionType) -> dict[str, Any]:

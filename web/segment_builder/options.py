@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from core.profiles.models import Profile
 from core.segments import service
+from core.segments.rules import LoyaltyProgramRef
 from core.segments.service import TenantScope
 
 SUGGESTIONS = 200
@@ -23,17 +24,23 @@ class Options:
     names: dict[int, str] = field(default_factory=dict)  # every active segment
     trait_keys: list[str] = field(default_factory=list)
     event_names: list[str] = field(default_factory=list)
+    programs: list[LoyaltyProgramRef] = field(default_factory=list)  # loyalty programs, by id
+
+    def program(self, program_id: object) -> LoyaltyProgramRef | None:
+        """The loyalty program with this id, if there is one."""
+        return next((p for p in self.programs if p.id == program_id), None)
 
 
 def load_options(tenant_db: Session, scope: TenantScope, self_id: int | None) -> Options:
-    """The other segments, and trait keys and event names seen, for the builder's suggestions."""
+    """The other segments, loyalty programs, and trait keys and event names seen, for the builder."""
     active = service.active_segments(tenant_db)
     segments = [(s.id, s.name) for s in active if s.id is not None and s.id != self_id]
     keys: set[str] = set()
     for traits in tenant_db.exec(select(Profile.traits).limit(SUGGESTIONS)):
         keys.update(k for k in (traits or {}) if isinstance(k, str))
     return Options(scope, segments, {s.id: s.name for s in active if s.id is not None},
-                   sorted(keys)[:SUGGESTIONS], event_names(tenant_db))  # fmt: skip
+                   sorted(keys)[:SUGGESTIONS], event_names(tenant_db),
+                   list(service.loyalty_programs(tenant_db).values()))  # fmt: skip
 
 
 def event_names(tenant_db: Session, limit: int = SUGGESTIONS) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from core.segments.rules import COMPUTED_FIELDS, Kind, Op
+from core.segments.rules import COMPUTED_FIELDS, LOYALTY_FIELDS, Kind, Op
 from web.segment_builder.options import Options
 
 ROOT = "r"
@@ -94,6 +94,17 @@ def computed_default(key: str) -> dict[str, Any]:
     return {"type": "computed", "key": key, "op": ">=", "value": 1}
 
 
+def loyalty_default(program_id: Any, key: str) -> dict[str, Any]:
+    """A fresh condition on loyalty field ``key`` of a program, with the operator and value it starts
+    with (a tier: "has one", whichever the program's tiers are)."""
+    condition: dict[str, Any] = {"type": "loyalty", "program": program_id, "field": key}
+    if LOYALTY_FIELDS[key].kind == Kind.text:
+        return {**condition, "op": "is set"}
+    if key == "to_next_tier":
+        return {**condition, "op": "<=", "value": 100}
+    return {**condition, "op": ">=", "value": 1}
+
+
 def new_condition(kind: str, options: Options) -> dict[str, Any] | None:
     """A fresh condition of ``kind`` with sensible defaults (None for an unknown kind)."""
     if kind == "trait":
@@ -107,6 +118,8 @@ def new_condition(kind: str, options: Options) -> dict[str, Any] | None:
     if kind == "consent":
         channel = next(iter(sorted(options.scope.channels)), "")
         return {"type": "consent", "channel": channel, "purpose": "marketing"}
+    if kind == "loyalty":
+        return loyalty_default(options.programs[0].id, "balance") if options.programs else None
     if kind in options.scope.conditions:
         return {"type": kind, "params": {}}
     return None

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.segments.rules import COMPUTED_FIELDS, KIND_OPS, MEASURE_OPS, Kind
+from core.segments.rules import COMPUTED_FIELDS, KIND_OPS, LOYALTY_FIELDS, MEASURE_OPS, Kind
 from web.forms import form_fields
 from web.segment_builder.options import Options
 from web.segment_builder.tree import ROOT, as_dict, as_list, group_kind, is_not
@@ -14,7 +14,7 @@ from web.segment_builder.values import plain, shape, shown, window_kind
 from web.segment_builder.words import MEASURE_WORDS
 
 CONDITION_TYPES = {"trait": "Trait", "computed": "Computed", "event": "Event", "segment": "Segment",
-                   "consent": "Consent"}  # fmt: skip
+                   "consent": "Consent", "loyalty": "Loyalty"}  # fmt: skip
 OP_LABELS = {
     "=": "=", "!=": "≠", "<": "<", ">": ">", "<=": "≤", ">=": "≥", "between": "between",
     "in": "is one of", "not in": "is none of", "contains": "contains", "is set": "is set",
@@ -95,12 +95,31 @@ def condition_view(node: Any, options: Options) -> dict[str, Any]:
         channels = [(key, ch.label) for key, ch in sorted(options.scope.channels.items())]
         view.update(channel=str(node.get("channel", "")), purpose=str(node.get("purpose", "marketing")),
                     options=channels, known=node.get("channel") in options.scope.channels)  # fmt: skip
+    elif kind == "loyalty":
+        view.update(_loyalty_view(node, op, options))
     elif kind in options.scope.conditions:
         condition = options.scope.conditions[kind]
         view.update(label=condition.label, fields=form_fields(condition.Params, as_dict(node.get("params"))))
     else:
         view["type"] = "unknown"
     return view
+
+
+def _loyalty_view(node: dict, op: str, options: Options) -> dict[str, Any]:
+    program = options.program(node.get("program"))
+    found = LOYALTY_FIELDS.get(str(node.get("field")))
+    value_kind = found.kind if found else Kind.json
+    is_tier = found is not None and found.key == "tier"
+    tiers = program.tiers if program is not None and is_tier else ()
+    return {
+        "program": node.get("program"), "known_program": program is not None,
+        "programs": [(p.id, p.name if p.active else f"{p.name} (archived)") for p in options.programs],
+        "field": str(node.get("field", "")), "known": found is not None,
+        "fields": [(f.key, f.label) for f in LOYALTY_FIELDS.values()],
+        "op": op, "ops": _ops(KIND_OPS[value_kind], op, OP_LABELS),
+        "value": value_view(op, node.get("value"), value_kind, tiers),
+        "no_tiers": is_tier and program is not None and not program.tiers,
+    }  # fmt: skip
 
 
 def _event_view(node: dict) -> dict[str, Any]:

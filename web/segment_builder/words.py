@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.segments.rules import COMPUTED_FIELDS, Op
+from core.segments.rules import COMPUTED_FIELDS, LOYALTY_FIELDS, Op
 from web.segment_builder.options import Options
 from web.segment_builder.tree import as_dict, as_list, group_kind, is_not
 from web.segment_builder.values import shown
@@ -86,6 +86,14 @@ def condition_words(node: Any, options: Options) -> str:
         channel = str(node.get("channel"))
         known = options.scope.channels.get(channel)
         return f"granted {node.get('purpose', 'marketing')} consent for {known.label if known else channel}"
+    if kind == "loyalty":
+        value = LOYALTY_FIELDS.get(str(node.get("field")))
+        program = options.program(node.get("program"))
+        subject = value.label if value else str(node.get("field"))
+        subject += (
+            f" in {program.name}" if program else f" in loyalty program {node.get('program')} (missing)"
+        )
+        return test_words(subject, str(node.get("op")), node.get("value"))
     condition = options.scope.conditions.get(str(kind))
     settings = ", ".join(f"{k}: {_words(v)}" for k, v in as_dict(node.get("params")).items())
     label = condition.label if condition else str(kind)
