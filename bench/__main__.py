@@ -1,7 +1,7 @@
 """Run the benchmarks and rewrite their sections of docs/benchmarks.md.
 
-scripts/bench [--runs N] [--only startup,ingest,processing,resolution,audiences,orchestration] [--quick]
-              [--backends ...]
+scripts/bench [--runs N] [--only startup,ingest,processing,resolution,audiences,orchestration,loyalty]
+              [--quick] [--backends ...]
 
 ``--quick`` is a smoke check of the harness (small sizes, one run; about a minute or two) and
 writes nothing unless ``--write`` is given. Progress goes to stderr, the sections to stdout.
@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import audiences, ingest, orchestration, processing, resolution, startup
+from bench import audiences, ingest, loyalty, orchestration, processing, resolution, startup
 from bench.config import Config, make_config
 from bench.installation import BACKENDS
 from bench.report import block, progress, write_section
@@ -28,6 +28,7 @@ SECTIONS: dict[str, Callable[[Config], list[str]]] = {
     resolution.NAME: resolution.run,
     audiences.NAME: audiences.run,
     orchestration.NAME: orchestration.run,
+    loyalty.NAME: loyalty.run,
 }
 
 SIZES = [  # option, Config field, type, help; the default is the field's
@@ -73,6 +74,17 @@ SIZES = [  # option, Config field, type, help; the default is the field's
         float,
         "orchestration: latency events per second",
     ),
+    ("--loyalty-events", "loyalty_events", int, "loyalty (PostgreSQL + Redis only): purchase events"),
+    ("--loyalty-profiles", "loyalty_profiles", int, "loyalty: profiles the purchases are spread over"),
+    ("--loyalty-runs", "loyalty_runs", int, "loyalty: timed runs (the loyalty tables emptied between them)"),
+    ("--loyalty-threads", "loyalty_threads", int, "loyalty: threads per worker process"),
+    (
+        "--loyalty-prefetch",
+        "loyalty_prefetch",
+        int,
+        "loyalty: dramatiq queue prefetch per worker process (0: dramatiq's default)",
+    ),
+    ("--loyalty-timeout", "loyalty_timeout_s", float, "loyalty: give up a run after this many seconds"),
 ]
 
 

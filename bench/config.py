@@ -42,6 +42,13 @@ class Config:
     orchestration_journey_after: str = "exit"  # the step after the timers' wait, or "update_trait"
     orchestration_latency_events: int = 200
     orchestration_event_rate: float = 10.0  # latency events per second
+    # loyalty (PostgreSQL + Redis only): earning rules applied to a backlog of purchases
+    loyalty_events: int = 1_000_000
+    loyalty_profiles: int = 100_000
+    loyalty_runs: int = 1  # the loyalty tables are emptied between runs
+    loyalty_threads: int = 4  # per worker process (2), as ``tessera worker`` has by default
+    loyalty_prefetch: int = 0  # dramatiq queue prefetch per worker process; 0: its default
+    loyalty_timeout_s: float = 3600.0
 
 
 QUICK: dict[str, Any] = {
@@ -58,6 +65,9 @@ QUICK: dict[str, Any] = {
     "audience_runs": 1,
     "orchestration_recipients": 5_000,
     "orchestration_latency_events": 40,
+    "loyalty_events": 20_000,
+    "loyalty_profiles": 2_000,
+    "loyalty_timeout_s": 600.0,
 }
 
 
