@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from core.consent.models import Consent
 from core.db.bulk import select_in
 from core.delivery.models import Delivery
+from core.loyalty.offers import coupon_fields
 from core.loyalty.standing import loyalty_namespace, standings
 from core.messages.personalization import message_context
 from core.messages.policy import Recipient
@@ -107,6 +108,9 @@ def load_recipients(
         found[row[0]].computed = dict(zip(COMPUTED_FIELDS, row[1:], strict=True))
     for pid, held in standings(connection, ids).items():
         found[pid].loyalty = loyalty_namespace(held)
+    for pid, coupons in coupon_fields(connection, ids).items():
+        if coupons:  # usable coupons, soonest to expire first: {{ loyalty.coupons[0].code }}
+            found[pid].loyalty["coupons"] = coupons
     if history_since is not None:
         for pid, sent in sent_history(connection, ids, history_since).items():
             found[pid].sent = sent

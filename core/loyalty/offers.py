@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -357,7 +358,7 @@ def coupons_of(
 
 
 def coupon_fields(
-    session: Session, profile_ids: Collection[str], *, now: datetime | None = None
+    session: Session | Connection, profile_ids: Collection[str], *, now: datetime | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """Each profile's coupons usable now, for templates and pass fields (every profile gets a list).
 
@@ -373,7 +374,8 @@ def coupon_fields(
         .join(OFFER, OFFER.c.id == COUPON.c.offer_id)
         .where(COUPON.c.status == CouponStatus.active, OFFER.c.status == OfferStatus.active)
     )  # fmt: skip
-    rows = list(select_in(session.connection(), query, COUPON.c.profile_id, list(fields), pg_type="text"))
+    connection = session if isinstance(session, Connection) else session.connection()
+    rows = list(select_in(connection, query, COUPON.c.profile_id, list(fields), pg_type="text"))
     never = datetime.max.replace(tzinfo=now.tzinfo)
     for row in sorted(rows, key=lambda r: (aware(r.valid_until) or never, r.id)):
         until, starts = aware(row.valid_until), aware(row.offer_from)

@@ -12,6 +12,7 @@ from core.campaigns import service as campaigns
 from core.db.engines import control_session
 from core.delivery.recipients import load_recipients
 from core.loyalty.models import LoyaltyMember, LoyaltyProgram, Tier
+from core.loyalty.offers import OfferIn, assign, create_offer
 from core.plugins import get_host
 from core.tenancy.plugin_settings import channel_context
 from tests.delivery.conftest import CHANNEL, content
@@ -58,3 +59,20 @@ def test_a_member_gets_their_balance_and_a_non_member_is_held_back_as_missing(sh
     shop.session.commit()
     shop.run_jobs()
     assert [m.body for m in shop.provider.messages] == ["Ann0, you have 120 points (Gold)"]
+
+
+def test_a_profiles_usable_coupons_are_loyalty_coupons_soonest_first(shop) -> None:
+    ann, bob = shop.customers(2)
+    gift = create_offer(
+        shop.session, OfferIn(name="Welcome gift", value="a tote bag", code_prefix="GIFT"), "m"
+    )
+    shop.session.commit()
+    assert gift.id is not None
+    [coupon] = assign(shop.session, gift.id, [ann], "marketer")
+    shop.session.commit()
+    people = load_recipients(shop.session.connection(), [ann, bob], CHANNEL, "email")
+    [shown] = people[ann].context()["loyalty"]["coupons"]
+    assert (shown["code"], shown["offer"], shown["value"], shown["uses_left"]) == (
+        coupon.code, "Welcome gift", "a tote bag", 1
+    )  # fmt: skip
+    assert "coupons" not in people[bob].context()["loyalty"]  # nothing to show: no empty list to loop over

@@ -550,13 +550,14 @@ def test_an_offer_step_names_an_existing_offer_and_shows_on_the_profiles_path(sh
     b = shop.create("Welcome gift")
     b.press("add|start|start|assign_offer")
     assert 'name="offer_id"' in b.html and b.status == 422  # no offer chosen yet: not saved, said so
+    assert f'<option value="{offer.id}">Welcome gift</option>' in b.html  # offers are chosen by name
     assert "Assign an offer (none chosen)" in box(b.html, "s1")
     b.press("save", offer_id="999")
     assert b.status == 422 and "there is no offer 999" in box(b.html, "s1")
     b.press("save", offer_id="a few")
     assert "a few is not a whole number" in box(b.html, "s1")
     b.press("save", offer_id=str(offer.id), label="Gift")
-    assert b.status == 200 and f"Assign offer {offer.id}" in box(b.html, "s1")
+    assert b.status == 200 and "Assign the offer Welcome gift" in box(b.html, "s1")
     assert b.journey(shop.database).definition["steps"]["s1"] == {
         "type": "assign_offer", "offer_id": offer.id, "next": "exit", "label": "Gift"}  # fmt: skip
 

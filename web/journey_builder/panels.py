@@ -81,7 +81,7 @@ def _type_view(step: dict[str, Any], options: Options) -> dict[str, Any]:
         return {"trait": str(step.get("trait") or ""), "value_type": value_type(value),
                 "value": value_text(value), "value_types": VALUE_TYPES}  # fmt: skip
     if kind == "assign_offer":
-        return {"offer_id": plain(step.get("offer_id") or "")}
+        return {"offer_id": plain(step.get("offer_id") or ""), "offers": options.offers}
     return {}
 
 

@@ -145,6 +145,9 @@ def step_words(step: Any, options: Options) -> str:
         return f"Set trait {_quoted(step.get('trait'))} to {shown(step.get('value')) or '(empty text)'}"
     if kind == "assign_offer":
         offer = step.get("offer_id")
+        name = dict(options.offers).get(offer) if isinstance(offer, int) else None
+        if name:
+            return f"Assign the offer {name}"
         return f"Assign offer {plain(offer)}" if offer else "Assign an offer (none chosen)"
     if kind == "exit":
         return "Exit the journey"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from core.loyalty.offers import list_offers
 from core.profiles.models import Profile
 from core.segments import service
 from core.segments.rules import LoyaltyProgramRef
@@ -25,6 +26,7 @@ class Options:
     trait_keys: list[str] = field(default_factory=list)
     event_names: list[str] = field(default_factory=list)
     programs: list[LoyaltyProgramRef] = field(default_factory=list)  # loyalty programs, by id
+    offers: list[tuple[int, str]] = field(default_factory=list)  # active loyalty offers (a journey step)
 
     def program(self, program_id: object) -> LoyaltyProgramRef | None:
         """The loyalty program with this id, if there is one."""
@@ -32,15 +34,16 @@ class Options:
 
 
 def load_options(tenant_db: Session, scope: TenantScope, self_id: int | None) -> Options:
-    """The other segments, loyalty programs, and trait keys and event names seen, for the builder."""
+    """The other segments, loyalty programs and offers, and trait keys and event names seen, for the builder."""
     active = service.active_segments(tenant_db)
     segments = [(s.id, s.name) for s in active if s.id is not None and s.id != self_id]
     keys: set[str] = set()
     for traits in tenant_db.exec(select(Profile.traits).limit(SUGGESTIONS)):
         keys.update(k for k in (traits or {}) if isinstance(k, str))
+    offers = [(o.id, o.name) for o in list_offers(tenant_db) if o.id is not None]
     return Options(scope, segments, {s.id: s.name for s in active if s.id is not None},
                    sorted(keys)[:SUGGESTIONS], event_names(tenant_db),
-                   list(service.loyalty_programs(tenant_db).values()))  # fmt: skip
+                   list(service.loyalty_programs(tenant_db).values()), offers)  # fmt: skip
 
 
 def event_names(tenant_db: Session, limit: int = SUGGESTIONS) -> list[str]:
