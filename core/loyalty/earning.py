@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.db.bulk import select_in
+from core.ingest.models import Event, EventStatus
 from core.loyalty.expiry import expires_at
 from core.loyalty.ledger import LEDGER, Posting
 from core.loyalty.models import EntryKind, LoyaltyProgram, Rounding, RuleKind, RuleStatus, TierBasis
@@ -39,6 +40,7 @@ from core.segments.semantics import is_number, json_matches
 # An event may carry a device's clock, a little behind ours: it still earns on a rule activated
 # just before it arrived.
 SKEW = timedelta(hours=1)
+EVENT = Event.__table__  # type: ignore[attr-defined]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -237,8 +239,11 @@ def _order_id(row: EventRow) -> str | None:
     return str(value)[:200] if value is not None and value != "" else None
 
 
-def reversals(session: Session, program: LoyaltyProgram, rows: Iterable[EventRow]) -> list[Posting]:
-    """Postings that take back what the refunded or cancelled orders of ``rows`` earned.
+def reversals(
+    session: Session, program: LoyaltyProgram, rows: Iterable[EventRow], only: Collection[int] | None = None
+) -> list[Posting]:
+    """Postings that take back what the refunded or cancelled orders of ``rows`` earned (only the
+    entries ``only`` names, if given).
 
     A refund carrying an amount takes back that share of the order (a partial refund); without
     one, everything the order earned. What was already taken back is never taken twice.
@@ -249,6 +254,8 @@ def reversals(session: Session, program: LoyaltyProgram, rows: Iterable[EventRow
     orders = {_order_id(row) for row in refunds}
     earned = sa.select(LEDGER).where(LEDGER.c.program_id == program.id, LEDGER.c.kind == EntryKind.earn)
     entries = list(select_in(session.connection(), earned, LEDGER.c.order_id, orders, pg_type="text"))
+    if only is not None:
+        entries = [entry for entry in entries if entry.id in only]
     if not entries:
         return []
     taken_back: defaultdict[int, int] = defaultdict(int)
@@ -286,3 +293,26 @@ def reversals(session: Session, program: LoyaltyProgram, rows: Iterable[EventRow
                 )
             )  # fmt: skip
     return postings
+
+
+def earlier_refunds(
+    session: Session, program: LoyaltyProgram, earned: Sequence[dict[str, Any]], skip: Collection[int]
+) -> list[EventRow]:
+    """The processed refunds of the orders that just earned (``earned`` entries) which came before
+    their purchase was applied, read from the events (``skip``: event ids being applied now)."""
+    orders = {entry["order_id"] for entry in earned if entry["order_id"]}
+    if not orders or not program.refund_events:
+        return []
+    profiles = {entry["profile_id"] for entry in earned if entry["order_id"]}
+    query = sa.select(EVENT.c.id, EVENT.c.message_id, EVENT.c.event, EVENT.c.profile_id, EVENT.c.properties,
+                      EVENT.c.timestamp).where(
+        EVENT.c.type == "track", EVENT.c.status == EventStatus.processed, EVENT.c.event.in_(program.refund_events)
+    )  # fmt: skip
+    found = []
+    for row in select_in(session.connection(), query, EVENT.c.profile_id, profiles, pg_type="text"):
+        refund = EventRow(
+            row.id, row.message_id, row.event, row.profile_id, row.properties or {}, _aware(row.timestamp)
+        )
+        if row.id not in skip and _order_id(refund) in orders:
+            found.append(refund)
+    return found

@@ -31,10 +31,10 @@ from core.ingest.models import Event, EventStatus
 from core.journeys.run import Runtime
 from core.journeys.triggers import follow_internal_events
 from core.loyalty import challenges, events, referrals
-from core.loyalty.earning import earn, reversals
+from core.loyalty.earning import earlier_refunds, earn, reversals
 from core.loyalty.expiry import expire_due, roll_periods
 from core.loyalty.ledger import Posted, lock_members, post
-from core.loyalty.models import AppliedEvent, LoyaltyProgram, RuleStatus
+from core.loyalty.models import AppliedEvent, EntryKind, LoyaltyProgram, RuleStatus
 from core.loyalty.programs import CompiledRule, compile_rule, list_programs, list_rules
 from core.loyalty.state import EventRow
 from core.plugins import get_host
@@ -117,6 +117,12 @@ def apply_rows(
         posted = post(session, program, earned, members=members, fresh=True)
         taken_back = reversals(session, program, mine)
         posted.extend(post(session, program, taken_back, clamp=True, members=members, fresh=True))
+        # A refund applied before its purchase (events out of order) takes back what it earns now.
+        new = [entry for entry in posted.entries if entry["kind"] == EntryKind.earn]
+        late = earlier_refunds(session, program, new, {row.id for row in mine})
+        if late:
+            late_back = reversals(session, program, late, only={entry["id"] for entry in new})
+            posted.extend(post(session, program, late_back, clamp=True, members=members, fresh=True))
         posted.extend(challenges.on_events(session, program, mine, members, now, zone=zone))
         posted.extend(referrals.on_events(session, program, mine, members, now))
         events.record(session, program, posted)

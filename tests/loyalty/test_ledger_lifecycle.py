@@ -75,6 +75,15 @@ def test_through_ingestion_a_refund_reverses(club: Club) -> None:
     assert [kind for kind, _ in kinds(club, ann)] == ["earn", "reverse"]
 
 
+def test_a_refund_that_arrives_before_its_order_still_takes_back_what_the_order_earns(club: Club) -> None:
+    rule(club, "Base", points=25)
+    ann = track(club, "ann", "Order Refunded", order_id="X2")  # applied first: nothing to take back yet
+    track(club, "ann", "Order Completed", order_id="X2", revenue=10)
+    track(club, "ann", "Order Completed", order_id="X3", revenue=10)
+    assert club.balance(ann) == 25
+    assert [kind for kind, _ in kinds(club, ann)] == ["earn", "reverse", "earn"]
+
+
 def test_expiry_dates_follow_the_policy(sqlite_club: Club) -> None:
     program = sqlite_club.program
     assert expires_at(program, MARCH) is None
