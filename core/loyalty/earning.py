@@ -28,7 +28,15 @@ from core.db.bulk import select_in
 from core.ingest.models import Event, EventStatus
 from core.loyalty.expiry import expires_at
 from core.loyalty.ledger import LEDGER, Posting
-from core.loyalty.models import EntryKind, LoyaltyProgram, Rounding, RuleKind, RuleStatus, TierBasis
+from core.loyalty.models import (
+    AppliedEvent,
+    EntryKind,
+    LoyaltyProgram,
+    Rounding,
+    RuleKind,
+    RuleStatus,
+    TierBasis,
+)
 from core.loyalty.programs import CompiledRule
 from core.loyalty.state import EventRow, MemberState
 from core.loyalty.tiers import program_tiers
@@ -41,6 +49,7 @@ from core.segments.semantics import is_number, json_matches
 # just before it arrived.
 SKEW = timedelta(hours=1)
 EVENT = Event.__table__  # type: ignore[attr-defined]
+APPLIED = AppliedEvent.__table__  # type: ignore[attr-defined]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -298,15 +307,17 @@ def reversals(
 def earlier_refunds(
     session: Session, program: LoyaltyProgram, earned: Sequence[dict[str, Any]], skip: Collection[int]
 ) -> list[EventRow]:
-    """The processed refunds of the orders that just earned (``earned`` entries) which came before
-    their purchase was applied, read from the events (``skip``: event ids being applied now)."""
+    """The refunds of the orders that just earned (``earned`` entries) that the program applied
+    before their purchase, read from the events (``skip``: event ids being applied now)."""
     orders = {entry["order_id"] for entry in earned if entry["order_id"]}
     if not orders or not program.refund_events:
         return []
     profiles = {entry["profile_id"] for entry in earned if entry["order_id"]}
     query = sa.select(EVENT.c.id, EVENT.c.message_id, EVENT.c.event, EVENT.c.profile_id, EVENT.c.properties,
                       EVENT.c.timestamp).where(
-        EVENT.c.type == "track", EVENT.c.status == EventStatus.processed, EVENT.c.event.in_(program.refund_events)
+        EVENT.c.type == "track", EVENT.c.status == EventStatus.processed, EVENT.c.event.in_(program.refund_events),
+        # applied already: a refund still to come takes back what it must when it is applied
+        sa.exists().where(APPLIED.c.program_id == program.id, APPLIED.c.event_id == EVENT.c.id),
     )  # fmt: skip
     found = []
     for row in select_in(session.connection(), query, EVENT.c.profile_id, profiles, pg_type="text"):

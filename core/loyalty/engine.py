@@ -31,10 +31,10 @@ from core.ingest.models import Event, EventStatus
 from core.journeys.run import Runtime
 from core.journeys.triggers import follow_internal_events
 from core.loyalty import challenges, events, referrals
-from core.loyalty.earning import earlier_refunds, earn, reversals
+from core.loyalty.earning import APPLIED, earlier_refunds, earn, reversals
 from core.loyalty.expiry import expire_due, roll_periods
 from core.loyalty.ledger import Posted, lock_members, post
-from core.loyalty.models import AppliedEvent, EntryKind, LoyaltyProgram, RuleStatus
+from core.loyalty.models import EntryKind, LoyaltyProgram, RuleStatus
 from core.loyalty.programs import CompiledRule, compile_rule, list_programs, list_rules
 from core.loyalty.state import EventRow
 from core.plugins import get_host
@@ -48,7 +48,6 @@ from core.tenancy.tenants import get_tenant
 
 log = logging.getLogger(__name__)
 EVENT = Event.__table__  # type: ignore[attr-defined]
-APPLIED = AppliedEvent.__table__  # type: ignore[attr-defined]
 APPLY = "core.loyalty.apply"
 TICK = "core.loyalty.tick"
 DAILY = "core.loyalty.expire"
