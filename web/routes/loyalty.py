@@ -23,7 +23,6 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
-from core.audit import service as audit
 from core.db.engines import tenant_session
 from core.loyalty import dashboard, programs
 from core.loyalty.dry_run import dry_run
@@ -33,9 +32,10 @@ from core.profiles.service import ProfileNotFound, get_profile, pick
 from core.segments.rules import RuleError
 from core.segments.service import tenant_scope
 from core.tenancy.roles import Permission
-from web.auth import ControlDB, Principal, client_info, require
+from web.auth import ControlDB, Principal, require
 from web.campaign_pages.form import FormInvalid, Problems
 from web.csrf import verify_csrf
+from web.loyalty_pages.access import audit_change, program_or_404
 from web.loyalty_pages.dry_run import SEARCH_LIMIT, PropertiesInvalid, parse_properties
 from web.loyalty_pages.program_form import ProgramForm, blank_form, form_of, read_form, to_program_in
 from web.loyalty_pages.program_page import program_view
@@ -73,20 +73,6 @@ def _program_url(principal: Principal, program_id: int) -> str:
 
 def _rules_url(principal: Principal, program_id: int) -> str:
     return f"{_program_url(principal, program_id)}/rules"
-
-
-def _audit(request: Request, control: Session, principal: Principal, action: str, target: str,
-           **detail: Any) -> None:  # fmt: skip
-    audit.record(control, actor=principal.actor, action=action, tenant_id=principal.tenant.id, target=target,
-                 detail=detail, **client_info(request))  # fmt: skip
-    control.commit()
-
-
-def _program_or_404(tenant_db: Session, program_id: int) -> LoyaltyProgram:
-    try:
-        return programs.get_program(tenant_db, program_id)
-    except programs.ProgramNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
 
 
 def _rule_or_404(tenant_db: Session, program_id: int, rule_id: int) -> EarningRule:
@@ -139,7 +125,7 @@ def program_settings_page(
 ) -> Response:
     """A program's settings form."""
     with tenant_session(principal.tenant.database) as tenant_db:
-        program = _program_or_404(tenant_db, program_id)
+        program = program_or_404(tenant_db, program_id)
     return _settings_page(request, session, principal, form_of(program), program)
 
 
@@ -147,7 +133,7 @@ def _save_program(
     request: Request, session: Session, principal: Principal, posted: FormData, program_id: int | None
 ) -> Response:
     with tenant_session(principal.tenant.database) as tenant_db:
-        program = _program_or_404(tenant_db, program_id) if program_id else None
+        program = program_or_404(tenant_db, program_id) if program_id else None
         form = read_form(posted, program.key if program else None)
         try:
             body = to_program_in(form, programs.list_programs(tenant_db, include_archived=True), program_id)
@@ -163,7 +149,7 @@ def _save_program(
             tenant_db.commit()
             assert saved.id is not None
             action = "loyalty.program.create" if program_id is None else "loyalty.program.update"
-            _audit(request, session, principal, action, f"loyalty program {saved.id}", name=saved.name)
+            audit_change(request, session, principal, action, f"loyalty program {saved.id}", name=saved.name)
             return RedirectResponse(_program_url(principal, saved.id), status_code=303)
         tenant_db.rollback()
     return _settings_page(request, session, principal, form, program, status=422)
@@ -192,7 +178,7 @@ def _program_page(
 ) -> Response:  # fmt: skip
     scope = tenant_scope(session, principal.tenant)
     with tenant_session(principal.tenant.database) as tenant_db:
-        program = _program_or_404(tenant_db, program_id)
+        program = program_or_404(tenant_db, program_id)
         options = load_options(tenant_db, scope, None)
         view = program_view(tenant_db, program, _zone(principal), options, editing, edited)
     context = page_context(request, session, principal, section="loyalty", base=_base(principal), error=error,
@@ -215,7 +201,7 @@ def _save_tier(
 ) -> Response:
     form = read_tier_form(posted, target)
     with tenant_session(principal.tenant.database) as tenant_db:
-        _program_or_404(tenant_db, program_id)
+        program_or_404(tenant_db, program_id)
         try:
             body = to_tier_in(form, programs.list_tiers(tenant_db, program_id))
             if target == NEW:
@@ -231,7 +217,7 @@ def _save_tier(
         else:
             tenant_db.commit()
             action = "loyalty.tier.create" if target == NEW else "loyalty.tier.update"
-            _audit(request, session, principal, action, f"loyalty tier {tier.id}", name=tier.name)
+            audit_change(request, session, principal, action, f"loyalty tier {tier.id}", name=tier.name)
             return RedirectResponse(_program_url(principal, program_id) + "#tiers", status_code=303)
         tenant_db.rollback()
     return _program_page(request, session, principal, program_id, edited=form, status=422)
@@ -269,7 +255,7 @@ def delete_tier(
                 request, session, principal, program_id, error=f"Not removed: {exc}", status=409
             )
         tenant_db.commit()
-    _audit(request, session, principal, "loyalty.tier.delete", f"loyalty tier {tier_id}")
+    audit_change(request, session, principal, "loyalty.tier.delete", f"loyalty tier {tier_id}")
     return RedirectResponse(_program_url(principal, program_id) + "#tiers", status_code=303)
 
 
@@ -289,7 +275,7 @@ def _set_rule_status(
             tenant_db.rollback()
             return _program_page(request, session, principal, program_id, error=str(exc), status=409)
         tenant_db.commit()
-    _audit(
+    audit_change(
         request, session, principal, f"loyalty.rule.{status.value}", f"loyalty rule {rule_id}", name=rule.name
     )
     return RedirectResponse(_program_url(principal, program_id) + "#rules", status_code=303)
@@ -318,7 +304,7 @@ def _editor_page(
 ) -> Response:  # fmt: skip
     scope = tenant_scope(session, principal.tenant)
     with tenant_session(principal.tenant.database) as tenant_db:
-        program = _program_or_404(tenant_db, program_id)
+        program = program_or_404(tenant_db, program_id)
         rule = _rule_or_404(tenant_db, program_id, rule_id) if rule_id else None
         if rule is not None and rule.status == RuleStatus.ended:
             return RedirectResponse(_program_url(principal, program_id) + "#rules", status_code=303)
@@ -354,7 +340,7 @@ def _save_rule(
     scope = tenant_scope(session, principal.tenant)
     form = read_rule_form(posted, scope.conditions)
     with tenant_session(principal.tenant.database) as tenant_db:
-        _program_or_404(tenant_db, program_id)
+        program_or_404(tenant_db, program_id)
         if rule_id is not None:
             _rule_or_404(tenant_db, program_id, rule_id)
         names = {r.name: r.id for r in programs.list_rules(tenant_db, program_id)}
@@ -377,7 +363,7 @@ def _save_rule(
         else:
             tenant_db.commit()
             action = "loyalty.rule.create" if rule_id is None else "loyalty.rule.update"
-            _audit(request, session, principal, action, f"loyalty rule {rule.id}", name=rule.name)
+            audit_change(request, session, principal, action, f"loyalty rule {rule.id}", name=rule.name)
             return RedirectResponse(_program_url(principal, program_id) + "#rules", status_code=303)
         tenant_db.rollback()
     return _editor_page(request, session, principal, program_id, rule_id, form, problems, status=422)
@@ -405,7 +391,7 @@ def _fields(
     scope = tenant_scope(session, principal.tenant)
     form = apply_action(read_rule_form(posted, scope.conditions), Fields(posted).text("action"))
     with tenant_session(principal.tenant.database) as tenant_db:
-        program = _program_or_404(tenant_db, program_id)
+        program = program_or_404(tenant_db, program_id)
         options = load_options(tenant_db, scope, None)
     rules_url = _rules_url(principal, program_id)
     context = {"principal": principal, **fields_view(program, form, Problems(), options, rules_url)}
@@ -425,7 +411,7 @@ def _condition(
     scope = tenant_scope(session, principal.tenant)
     rule = rule_from_form(posted, scope.conditions)
     with tenant_session(principal.tenant.database) as tenant_db:
-        program = _program_or_404(tenant_db, program_id)
+        program = program_or_404(tenant_db, program_id)
         options = load_options(tenant_db, scope, None)
         if action := Fields(posted).text("action"):
             rule = apply_rule_action(rule, action, options)
@@ -466,7 +452,7 @@ def filter_typed(program_id: int, principal: Marketer) -> Response:
 def profiles_fragment(request: Request, program_id: int, principal: Reader, q: str = "") -> Response:
     """Profiles to test the rule on, found by id, email or name."""
     with tenant_session(principal.tenant.database) as tenant_db:
-        _program_or_404(tenant_db, program_id)
+        program_or_404(tenant_db, program_id)
         found = pick(tenant_db, q, limit=SEARCH_LIMIT)
     rules_url = _rules_url(principal, program_id)
     context = {"principal": principal, "profiles": found, "q": q, "rules_url": rules_url}
@@ -482,7 +468,7 @@ def _dry_run(
     rule_id = int(f.text("rule_id")) if f.text("rule_id").isdigit() else None
     context: dict[str, Any] = {"principal": principal, "profile_id": f.text("profile_id")}
     with tenant_session(principal.tenant.database) as tenant_db:
-        program = _program_or_404(tenant_db, program_id)
+        program = program_or_404(tenant_db, program_id)
         context["currency"] = program.currency
         try:
             properties = parse_properties(f.text("properties"))

@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from core.audit import service as audit
 from core.db.engines import tenant_session
 from core.loyalty import challenges, programs
 from core.loyalty.dry_run import dry_run
@@ -30,7 +29,8 @@ from core.segments.rules import RuleError
 from core.segments.service import conditions_for
 from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.roles import Permission
-from web.auth import ControlDB, Principal, client_info, require
+from web.auth import ControlDB, Principal, require
+from web.loyalty_pages.access import audit_change, program_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["loyalty"])
 Reader = Annotated[Principal, Depends(require(Permission.read_data, api=True))]
@@ -82,24 +82,9 @@ def entry_json(entry: LedgerEntry) -> dict[str, Any]:
     return entry.model_dump(mode="json")
 
 
-def _audit(
-    request: Request, control: Session, principal: Principal, action: str, target: str, **detail: Any
-) -> None:
-    audit.record(control, actor=principal.actor, action=action, tenant_id=principal.tenant.id, target=target,
-                 detail=detail, **client_info(request))  # fmt: skip
-    control.commit()
-
-
 def _invalid(exc: RuleError) -> JSONResponse:
     problems = [{"path": p.path, "message": p.message} for p in exc.problems]
     return JSONResponse({"detail": "The rule is not valid.", "problems": problems}, status_code=422)
-
-
-def _program(session: Session, program_id: int) -> LoyaltyProgram:
-    try:
-        return programs.get_program(session, program_id)
-    except programs.ProgramNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
 
 
 def _conditions(control: Session, principal: Principal) -> Any:
@@ -127,7 +112,7 @@ def create_program(
         except LoyaltyError as exc:
             raise HTTPException(409, str(exc)) from exc
         session.commit()
-        _audit(
+        audit_change(
             request,
             control,
             principal,
@@ -142,7 +127,7 @@ def create_program(
 def read_program(program_id: int, principal: Reader) -> dict[str, Any]:
     """One program, with its tiers and rules."""
     with tenant_session(principal.tenant.database) as session:
-        program = _program(session, program_id)
+        program = program_or_404(session, program_id)
         return {
             **program_json(program),
             "tiers": [tier_json(t) for t in programs.list_tiers(session, program_id)],
@@ -156,13 +141,13 @@ def change_program(
 ) -> dict[str, Any]:
     """Change a program's settings (not its key)."""
     with tenant_session(principal.tenant.database) as session:
-        _program(session, program_id)
+        program_or_404(session, program_id)
         try:
             program = programs.update_program(session, program_id, body, principal.actor)
         except LoyaltyError as exc:
             raise HTTPException(409, str(exc)) from exc
         session.commit()
-        _audit(request, control, principal, "loyalty.program.update", f"loyalty program {program_id}")
+        audit_change(request, control, principal, "loyalty.program.update", f"loyalty program {program_id}")
         return program_json(program)
 
 
@@ -172,10 +157,10 @@ def archive_program(
 ) -> dict[str, Any]:
     """Retire a program: no more earning or redeeming; balances and ledger stay readable."""
     with tenant_session(principal.tenant.database) as session:
-        _program(session, program_id)
+        program_or_404(session, program_id)
         program = programs.archive_program(session, program_id, principal.actor)
         session.commit()
-        _audit(request, control, principal, "loyalty.program.archive", f"loyalty program {program_id}")
+        audit_change(request, control, principal, "loyalty.program.archive", f"loyalty program {program_id}")
         return program_json(program)
 
 
@@ -184,7 +169,7 @@ def archive_program(
 def list_tiers(program_id: int, principal: Reader) -> dict[str, Any]:
     """The program's tiers, lowest first."""
     with tenant_session(principal.tenant.database) as session:
-        _program(session, program_id)
+        program_or_404(session, program_id)
         return {"tiers": [tier_json(t) for t in programs.list_tiers(session, program_id)]}
 
 
@@ -194,13 +179,15 @@ def add_tier(
 ) -> dict[str, Any]:
     """Add a tier."""
     with tenant_session(principal.tenant.database) as session:
-        _program(session, program_id)
+        program_or_404(session, program_id)
         try:
             tier = programs.add_tier(session, program_id, body)
         except LoyaltyError as exc:
             raise HTTPException(409, str(exc)) from exc
         session.commit()
-        _audit(request, control, principal, "loyalty.tier.create", f"loyalty tier {tier.id}", name=body.name)
+        audit_change(
+            request, control, principal, "loyalty.tier.create", f"loyalty tier {tier.id}", name=body.name
+        )
         return tier_json(tier)
 
 
@@ -222,7 +209,7 @@ def change_tier(
         except LoyaltyError as exc:
             raise HTTPException(409, str(exc)) from exc
         session.commit()
-        _audit(request, control, principal, "loyalty.tier.update", f"loyalty tier {tier_id}")
+        audit_change(request, control, principal, "loyalty.tier.update", f"loyalty tier {tier_id}")
         return tier_json(tier)
 
 
@@ -239,7 +226,7 @@ def delete_tier(
         except LoyaltyError as exc:
             raise HTTPException(409, str(exc)) from exc
         session.commit()
-        _audit(request, control, principal, "loyalty.tier.delete", f"loyalty tier {tier_id}")
+        audit_change(request, control, principal, "loyalty.tier.delete", f"loyalty tier {tier_id}")
 
 
 # --- earning rules -----------------------------------------------------------------------------------
@@ -247,7 +234,7 @@ def delete_tier(
 def list_rules(program_id: int, principal: Reader) -> dict[str, Any]:
     """The program's earning rules."""
     with tenant_session(principal.tenant.database) as session:
-        _program(session, program_id)
+        program_or_404(session, program_id)
         return {"rules": [rule_json(r) for r in programs.list_rules(session, program_id)]}
 
 
@@ -258,7 +245,7 @@ def create_rule(
     """Save a draft earning rule (it applies once activated)."""
     conditions = _conditions(control, principal)
     with tenant_session(principal.tenant.database) as session:
-        _program(session, program_id)
+        program_or_404(session, program_id)
         try:
             rule = programs.create_rule(session, program_id, body, principal.actor, conditions)
         except RuleError as exc:
@@ -266,7 +253,9 @@ def create_rule(
         except LoyaltyError as exc:
             raise HTTPException(409, str(exc)) from exc
         session.commit()
-        _audit(request, control, principal, "loyalty.rule.create", f"loyalty rule {rule.id}", name=body.name)
+        audit_change(
+            request, control, principal, "loyalty.rule.create", f"loyalty rule {rule.id}", name=body.name
+        )
         return rule_json(rule)
 
 
@@ -301,7 +290,7 @@ def change_rule(
         except LoyaltyError as exc:
             raise HTTPException(409, str(exc)) from exc
         session.commit()
-        _audit(request, control, principal, "loyalty.rule.update", f"loyalty rule {rule_id}")
+        audit_change(request, control, principal, "loyalty.rule.update", f"loyalty rule {rule_id}")
         return rule_json(rule)
 
 
@@ -321,7 +310,7 @@ def _set_status(
         except LoyaltyError as exc:
             raise HTTPException(409, str(exc)) from exc
         session.commit()
-        _audit(request, control, principal, f"loyalty.rule.{status.value}", f"loyalty rule {rule_id}")
+        audit_change(request, control, principal, f"loyalty.rule.{status.value}", f"loyalty rule {rule_id}")
         return rule_json(rule)
 
 
@@ -346,7 +335,7 @@ def try_rule(program_id: int, body: DryRunIn, control: ControlDB, principal: Rea
     """What a rule would earn a profile, check by check; records nothing."""
     conditions = _conditions(control, principal)
     with tenant_session(principal.tenant.database) as session:
-        program = _program(session, program_id)
+        program = program_or_404(session, program_id)
         try:
             profile = get_profile(session, body.profile_id)
             result = dry_run(session, program, body.rule, profile.id, conditions, ZoneInfo(principal.tenant.timezone),
@@ -395,7 +384,7 @@ def adjust_points(
 ) -> dict[str, Any]:
     """Add or take points by hand (with the reason; who did it is recorded)."""
     with tenant_session(principal.tenant.database) as session:
-        program = _program(session, body.program_id)
+        program = program_or_404(session, body.program_id)
         try:
             profile = get_profile(session, profile_id)
             posted = adjust(session, program, profile.id, body.points, principal.actor, body.reason,
@@ -405,7 +394,7 @@ def adjust_points(
         except LoyaltyError as exc:
             raise HTTPException(409, str(exc)) from exc
         session.commit()
-        _audit(request, control, principal, "loyalty.adjust", f"profile {profile.id}", program_id=body.program_id,
+        audit_change(request, control, principal, "loyalty.adjust", f"profile {profile.id}", program_id=body.program_id,
                points=body.points, reason=body.reason)  # fmt: skip
         tell_plugins(principal.tenant.slug, {profile.id})
         balance = standings(session, [profile.id]).get(profile.id, [])

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from core.audit import service as audit
 from core.db.engines import tenant_session
 from core.loyalty import challenges, referrals
 from core.loyalty.ledger import LoyaltyError
@@ -25,7 +24,8 @@ from core.loyalty.models import Challenge, ChallengeProgress, LoyaltyProgram, Re
 from core.loyalty.programs import ProgramNotFound, get_program
 from core.profiles.service import ProfileNotFound, get_profile
 from core.tenancy.roles import Permission
-from web.auth import ControlDB, Principal, client_info, require
+from web.auth import ControlDB, Principal, require
+from web.loyalty_pages.access import audit_change
 
 router = APIRouter(prefix="/api/v1", tags=["loyalty"])
 Reader = Annotated[Principal, Depends(require(Permission.read_data, api=True))]
@@ -104,14 +104,6 @@ def _profile_id(session: Session, profile_id: str) -> str:
         return get_profile(session, profile_id).id
 
 
-def _audit(
-    request: Request, control: Session, principal: Principal, action: str, target: str, **detail: Any
-) -> None:
-    audit.record(control, actor=principal.actor, action=action, tenant_id=principal.tenant.id, target=target,
-                 detail=detail, **client_info(request))  # fmt: skip
-    control.commit()
-
-
 # --- challenges ---------------------------------------------------------------------------------------
 @router.get(CHALLENGES)
 def list_challenges(program_id: int, principal: Reader) -> dict[str, Any]:
@@ -129,7 +121,7 @@ def create_challenge(
     with tenant_session(principal.tenant.database) as session, _answers():
         challenge = challenges.create_challenge(session, program_id, body, principal.actor)
         session.commit()
-    _audit(request, control, principal, "loyalty.challenge.create", f"challenge {challenge.id}",
+    audit_change(request, control, principal, "loyalty.challenge.create", f"challenge {challenge.id}",
            program_id=program_id, name=challenge.name)  # fmt: skip
     return challenge_json(challenge)
 
@@ -154,7 +146,7 @@ def change_challenge(
     with tenant_session(principal.tenant.database) as session, _answers():
         challenge = challenges.update_challenge(session, program_id, challenge_id, body, principal.actor)
         session.commit()
-    _audit(request, control, principal, "loyalty.challenge.update", f"challenge {challenge_id}",
+    audit_change(request, control, principal, "loyalty.challenge.update", f"challenge {challenge_id}",
            program_id=program_id, name=challenge.name)  # fmt: skip
     return challenge_json(challenge)
 
@@ -167,7 +159,7 @@ def activate_challenge(
     with tenant_session(principal.tenant.database) as session, _answers():
         challenge = challenges.activate_challenge(session, program_id, challenge_id, principal.actor)
         session.commit()
-    _audit(request, control, principal, "loyalty.challenge.activate", f"challenge {challenge_id}",
+    audit_change(request, control, principal, "loyalty.challenge.activate", f"challenge {challenge_id}",
            program_id=program_id, name=challenge.name)  # fmt: skip
     return challenge_json(challenge)
 
@@ -180,7 +172,7 @@ def end_challenge(
     with tenant_session(principal.tenant.database) as session, _answers():
         challenge = challenges.end_challenge(session, program_id, challenge_id, principal.actor)
         session.commit()
-    _audit(request, control, principal, "loyalty.challenge.end", f"challenge {challenge_id}",
+    audit_change(request, control, principal, "loyalty.challenge.end", f"challenge {challenge_id}",
            program_id=program_id, name=challenge.name)  # fmt: skip
     return challenge_json(challenge)
 
@@ -233,6 +225,6 @@ def apply_referral_code(
         except LoyaltyError as exc:
             raise HTTPException(409, str(exc)) from exc
         session.commit()
-    _audit(request, control, principal, "loyalty.referral.apply", f"profile {found}",
+    audit_change(request, control, principal, "loyalty.referral.apply", f"profile {found}",
            program_id=body.program_id, code=referral.code, referrer_id=referral.referrer_id)  # fmt: skip
     return referral_json(referral)

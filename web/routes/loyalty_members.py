@@ -49,6 +49,7 @@ from core.segments.jobs import after_profiles_changed
 from core.tenancy.roles import Permission
 from web.auth import ControlDB, Principal, client_info, require
 from web.csrf import verify_csrf
+from web.loyalty_pages.access import program_or_404
 from web.templating import render
 
 router = APIRouter(prefix="/t/{tenant}/profiles/{profile_id}/loyalty", dependencies=[Depends(verify_csrf)])
@@ -219,13 +220,6 @@ def _profile_id(session: Session, profile_id: str) -> str:
         raise HTTPException(404, str(exc)) from exc
 
 
-def _program(session: Session, program_id: int) -> LoyaltyProgram:
-    try:
-        return programs.get_program(session, program_id)
-    except programs.ProgramNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-
-
 def _card(request: Request, principal: Principal, card: MemberCard, status: int = 200) -> Response:
     context = {"principal": principal, "perm": Permission, "loyalty_card": card}
     return render(request, "loyalty/member_card.html", context, status_code=status)
@@ -238,7 +232,7 @@ def ledger_fragment(
     """Older ledger entries of one program: the rows before ``before``, and the button for more."""
     with tenant_session(principal.tenant.database) as tenant_db:
         found = _profile_id(tenant_db, profile_id)
-        program = _program(tenant_db, program_id)
+        program = program_or_404(tenant_db, program_id)
         lines, older = _page(tenant_db, program_id, found, before)
     context = {
         "principal": principal,
@@ -306,7 +300,7 @@ def redeem(
     """Redeem a reward for the member: the voucher's code and the new balance, or why not."""
     with tenant_session(principal.tenant.database) as tenant_db:
         found = _profile_id(tenant_db, profile_id)
-        program = _program(tenant_db, program_id)
+        program = program_or_404(tenant_db, program_id)
         if not reward_id.isdigit():
             return _refused(request, principal, tenant_db, found, "Choose the reward to redeem.", 422)
         try:
@@ -382,7 +376,7 @@ def cancel_voucher(
             rewards.cancel_redemption(tenant_db, redemption_id, principal.actor)
         except LoyaltyError as exc:
             return _refused(request, principal, tenant_db, found, f"Not cancelled: {exc}")
-        currency = _program(tenant_db, voucher.program_id).currency
+        currency = program_or_404(tenant_db, voucher.program_id).currency
         message = f"Voucher {voucher.code} cancelled: {voucher.cost} {currency} back."
         return _done(request, control, principal, tenant_db, found, "loyalty.redemption.cancel", message,
                      program_id=voucher.program_id, redemption_id=redemption_id,
@@ -403,7 +397,7 @@ def adjust_points(
     """Add (or, negative, take) points by hand; the reason is required and who did it recorded."""
     with tenant_session(principal.tenant.database) as tenant_db:
         found = _profile_id(tenant_db, profile_id)
-        program = _program(tenant_db, program_id)
+        program = program_or_404(tenant_db, program_id)
         try:
             amount = int(points.strip())
         except ValueError:
@@ -439,7 +433,7 @@ def apply_referral(
     """Record the referral code the customer came with (rewarded at their first purchase)."""
     with tenant_session(principal.tenant.database) as tenant_db:
         found = _profile_id(tenant_db, profile_id)
-        program = _program(tenant_db, program_id)
+        program = program_or_404(tenant_db, program_id)
         try:
             referral = referrals.apply_code(tenant_db, program, found, code)
         except LoyaltyError as exc:

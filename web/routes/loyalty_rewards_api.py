@@ -19,17 +19,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session, col, select
 
-from core.audit import service as audit
 from core.db.base import utcnow
 from core.db.engines import tenant_session
-from core.loyalty import offers, programs, rewards
+from core.loyalty import offers, rewards
 from core.loyalty.events import tell_plugins
 from core.loyalty.ledger import LoyaltyError
-from core.loyalty.models import Coupon, LoyaltyMember, LoyaltyProgram, Offer, Redemption, Reward
+from core.loyalty.models import Coupon, LoyaltyMember, Offer, Redemption, Reward
 from core.loyalty.rewards import NameTaken, Refused
 from core.profiles.service import ProfileNotFound, get_profile
 from core.tenancy.roles import Permission
-from web.auth import ControlDB, Principal, client_info, require
+from web.auth import ControlDB, Principal, require
+from web.loyalty_pages.access import audit_change, program_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["loyalty rewards"])
 Reader = Annotated[Principal, Depends(require(Permission.read_data, api=True))]
@@ -109,27 +109,12 @@ def coupon_json(coupon: Coupon, offer: Offer) -> dict[str, Any]:
             "assigned_at": _iso(coupon.assigned_at), "assigned_by": coupon.assigned_by}  # fmt: skip
 
 
-def _audit(
-    request: Request, control: Session, principal: Principal, action: str, target: str, **detail: Any
-) -> None:
-    audit.record(control, actor=principal.actor, action=action, tenant_id=principal.tenant.id, target=target,
-                 detail=detail, **client_info(request))  # fmt: skip
-    control.commit()
-
-
 def _refused(exc: Refused) -> JSONResponse:
     return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=409)
 
 
 def _invalid(exc: LoyaltyError) -> HTTPException:
     return HTTPException(409 if isinstance(exc, NameTaken) else 422, str(exc))
-
-
-def _program(session: Session, program_id: int) -> LoyaltyProgram:
-    try:
-        return programs.get_program(session, program_id)
-    except programs.ProgramNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
 
 
 def _reward(session: Session, program_id: int, reward_id: int) -> Reward:
@@ -175,7 +160,7 @@ def _balance(session: Session, program_id: int, profile_id: str) -> int:
 def list_rewards(program_id: int, principal: Reader, archived: bool = False) -> dict[str, Any]:
     """The program's rewards, cheapest first (``archived=true``: withdrawn ones too)."""
     with tenant_session(principal.tenant.database) as session:
-        _program(session, program_id)
+        program_or_404(session, program_id)
         found = rewards.list_rewards(session, program_id, include_archived=archived)
         return {"rewards": [reward_json(r) for r in found]}
 
@@ -186,13 +171,13 @@ def create_reward(
 ) -> dict[str, Any]:
     """Add a reward to the program's catalogue."""
     with tenant_session(principal.tenant.database) as session:
-        _program(session, program_id)
+        program_or_404(session, program_id)
         try:
             reward = rewards.create_reward(session, program_id, body, principal.actor)
         except LoyaltyError as exc:
             raise _invalid(exc) from exc
         session.commit()
-        _audit(request, control, principal, "loyalty.reward.create", f"loyalty reward {reward.id}",
+        audit_change(request, control, principal, "loyalty.reward.create", f"loyalty reward {reward.id}",
                program_id=program_id, name=reward.name, cost=reward.cost)  # fmt: skip
         return reward_json(reward)
 
@@ -221,7 +206,7 @@ def change_reward(
         except LoyaltyError as exc:
             raise _invalid(exc) from exc
         session.commit()
-        _audit(request, control, principal, "loyalty.reward.update", f"loyalty reward {reward_id}",
+        audit_change(request, control, principal, "loyalty.reward.update", f"loyalty reward {reward_id}",
                program_id=program_id, name=reward.name)  # fmt: skip
         return reward_json(reward)
 
@@ -235,7 +220,7 @@ def archive_reward(
         _reward(session, program_id, reward_id)
         reward = rewards.archive_reward(session, program_id, reward_id, principal.actor)
         session.commit()
-        _audit(request, control, principal, "loyalty.reward.archive", f"loyalty reward {reward_id}",
+        audit_change(request, control, principal, "loyalty.reward.archive", f"loyalty reward {reward_id}",
                program_id=program_id, name=reward.name)  # fmt: skip
         return reward_json(reward)
 
@@ -248,7 +233,7 @@ def redeem(
     """Redeem a reward for the profile: its voucher, and the balance after (the same
     ``idempotency_key`` again answers with the same redemption, taking nothing more)."""
     with tenant_session(principal.tenant.database) as session:
-        program = _program(session, body.program_id)
+        program = program_or_404(session, body.program_id)
         member = _profile_id(session, profile_id)
         _reward(session, body.program_id, body.reward_id)
         key = body.idempotency_key
@@ -261,7 +246,7 @@ def redeem(
         session.commit()
         reward = session.get(Reward, redemption.reward_id)
         if not repeated:
-            _audit(request, control, principal, "loyalty.redeem", f"profile {member}", program_id=program.id,
+            audit_change(request, control, principal, "loyalty.redeem", f"profile {member}", program_id=program.id,
                    reward_id=redemption.reward_id, redemption_id=redemption.id, cost=redemption.cost)  # fmt: skip
             tell_plugins(principal.tenant.slug, {member})
         return {**redemption_json(redemption, reward), "balance": _balance(session, body.program_id, member)}
@@ -306,7 +291,7 @@ def cancel_redemption(redemption_id: int, request: Request, control: ControlDB, 
         except Refused as exc:
             return _refused(exc)
         session.commit()
-        _audit(request, control, principal, "loyalty.redemption.cancel", f"profile {redemption.profile_id}",
+        audit_change(request, control, principal, "loyalty.redemption.cancel", f"profile {redemption.profile_id}",
                redemption_id=redemption_id, refunded=redemption.cost)  # fmt: skip
         tell_plugins(principal.tenant.slug, {redemption.profile_id})
         balance = _balance(session, redemption.program_id, redemption.profile_id)
@@ -333,7 +318,7 @@ def create_offer(
         except LoyaltyError as exc:
             raise _invalid(exc) from exc
         session.commit()
-        _audit(
+        audit_change(
             request, control, principal, "loyalty.offer.create", f"loyalty offer {offer.id}", name=offer.name
         )
         return offer_json(offer)
@@ -358,7 +343,7 @@ def change_offer(
         except LoyaltyError as exc:
             raise _invalid(exc) from exc
         session.commit()
-        _audit(
+        audit_change(
             request, control, principal, "loyalty.offer.update", f"loyalty offer {offer_id}", name=offer.name
         )
         return offer_json(offer)
@@ -371,7 +356,7 @@ def archive_offer(offer_id: int, request: Request, control: ControlDB, principal
         _offer(session, offer_id)
         offer = offers.archive_offer(session, offer_id, principal.actor)
         session.commit()
-        _audit(
+        audit_change(
             request, control, principal, "loyalty.offer.archive", f"loyalty offer {offer_id}", name=offer.name
         )
         return offer_json(offer)
@@ -399,7 +384,7 @@ def assign_offer(
         except LoyaltyError as exc:
             raise _invalid(exc) from exc
         session.commit()
-        _audit(request, control, principal, "loyalty.offer.assign", f"loyalty offer {offer_id}", name=offer.name,
+        audit_change(request, control, principal, "loyalty.offer.assign", f"loyalty offer {offer_id}", name=offer.name,
                segment_id=body.segment_id, profiles=len(body.profile_ids or []), assigned=assigned)  # fmt: skip
         if coupons is None:
             return {"assigned": assigned}
@@ -432,7 +417,7 @@ def revoke_coupon(code: str, request: Request, control: ControlDB, principal: Ma
         except Refused as exc:
             return _refused(exc)
         session.commit()
-        _audit(request, control, principal, "loyalty.coupon.revoke", f"profile {coupon.profile_id}",
+        audit_change(request, control, principal, "loyalty.coupon.revoke", f"profile {coupon.profile_id}",
                code=coupon.code, offer_id=coupon.offer_id)  # fmt: skip
         return coupon_json(coupon, _offer(session, coupon.offer_id))
 
