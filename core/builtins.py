@@ -15,6 +15,8 @@ from core.identity.identifiers import CORE_IDENTIFIER_TYPES
 from core.imports.service import IMPORT_JOB, import_csv
 from core.journeys import jobs as journey_jobs
 from core.loyalty import engine as loyalty
+from core.passes import marking as pass_marking
+from core.passes import updates as pass_updates
 from core.plugin_api import IdentifierType, JobType, hookimpl
 from core.profiles.jobs import PROCESS_EVENTS, process_events
 from core.segments import jobs as segment_jobs
@@ -32,7 +34,8 @@ def register_identifier_types(register: Callable[[IdentifierType], None]) -> Non
 def register_jobs(register: Callable[[JobType], None]) -> None:
     """Folding accepted events into profiles; CSV imports; computed traits (daily); segments (hourly);
     campaign launches and sends; journey timers, the journey tick (every minute) and date triggers (hourly);
-    loyalty: applying programs to events, its tick (every minute), expiry and tier periods (hourly)."""
+    loyalty: applying programs to events, its tick (every minute), expiry and tier periods (hourly);
+    wallet passes: re-issuing passes whose bound values changed, and expiring passes (hourly)."""
     register(JobType(key=PROCESS_EVENTS, handler=process_events))
     register(JobType(key=IMPORT_JOB, handler=import_csv))
     register(JobType(key=COMPUTE_TRAITS, handler=compute_traits, every=EVERY))
@@ -46,3 +49,5 @@ def register_jobs(register: Callable[[JobType], None]) -> None:
     register(JobType(key=loyalty.APPLY, handler=loyalty.apply_events, spread=True))
     register(JobType(key=loyalty.TICK, handler=loyalty.tick, every=loyalty.TICK_EVERY))
     register(JobType(key=loyalty.DAILY, handler=loyalty.expire_and_roll, every=loyalty.DAILY_EVERY))
+    register(JobType(key=pass_marking.REFRESH, handler=pass_updates.refresh_passes))
+    register(JobType(key=pass_updates.EXPIRE, handler=pass_updates.expire_passes, every=pass_updates.EXPIRE_EVERY))

@@ -15,6 +15,17 @@ from typing import Any, ClassVar
 import pluggy
 from pydantic import BaseModel, ConfigDict
 
+from core.passes.contract import (
+    PassBarcode,
+    PassBeacon,
+    PassField,
+    PassFile,
+    PassLocation,
+    RenderedPass,
+)
+
+__all__ = ["PassBarcode", "PassBeacon", "PassField", "PassFile", "PassLocation", "RenderedPass"]
+
 PROJECT = "tessera"
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -29,6 +40,7 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.reason_code = reason_code
         self.retry_after = retry_after
+        self.gone: list[str] = []  # wallet pushes: device tokens the provider called gone meanwhile
 
 
 class TransientDeliveryError(DeliveryError):
@@ -222,12 +234,75 @@ class Channel:
         """Verify and translate a provider's callback into :class:`ChannelEvent` s."""
         return WebhookResponse(status_code=404, body=f"Channel '{self.key}' takes no webhooks.")
 
+    def sandbox_config(self) -> dict[str, Any] | None:
+        """Config values that work against this channel's sandbox (test credentials), or None.
+
+        The demo configures sandboxed channels with them, so a fresh demo works end to end.
+        """
+        return None
+
     def sandbox_app(self) -> Any | None:
         """An ASGI app faking the provider (same schema, auth, errors), or None.
 
         The core mounts it at ``/sandbox/{tenant}/{key}`` on loopback and records every request.
         """
         return None
+
+
+class WalletChannel(Channel):
+    """A channel whose messages are passes living in a phone's wallet (Apple Wallet, Google Wallet).
+
+    The core keeps the pass templates, renders each profile's pass (:class:`RenderedPass`), stores
+    issued passes and device registrations, and serves download links; the wallet plugin packages,
+    signs, previews and pushes. ``update`` and ``revoke`` are driven by the core through these
+    methods, so a wallet plugin overrides these rather than ``deliver``.
+    """
+
+    def deliver(self, ctx: ChannelContext, batch: list[OutboundMessage]) -> list[DeliveryResult]:
+        """Issue or re-issue each message's pass (``{"pass_template": key, "notice": ...}``) to its profile."""
+        registry: Any = pass_registry(ctx.tenant, self.key)
+        results: list[DeliveryResult] = registry.deliver(batch)
+        return results
+
+    def check_pass(self, ctx: ChannelContext, rendered: RenderedPass) -> list[Problem]:
+        """What this wallet would refuse in this pass (sizes, formats, limits); empty when it can go."""
+        return []
+
+    def build_pass(self, ctx: ChannelContext, rendered: RenderedPass) -> PassFile:
+        """The pass as a signed file a phone can add to its wallet."""
+        raise ChannelNotImplemented(self.key, "build passes")
+
+    def notify_devices(self, ctx: ChannelContext, push_tokens: list[str]) -> list[str]:
+        """Tell these devices that their pass changed; the tokens the provider says are gone.
+
+        Raise a ``DeliveryError`` when some could not be told; set its ``gone`` to the tokens the
+        provider called gone before that, so their registrations are still removed.
+        """
+        raise ChannelNotImplemented(self.key, "notify devices")
+
+    def preview_pass(self, rendered: RenderedPass, language: str) -> Preview:
+        """The pass front and back as HTML (and a PNG snapshot), its texts in ``language``."""
+        raise ChannelNotImplemented(self.key, "preview passes")
+
+    def pass_type_identifier(self, ctx: ChannelContext) -> str | None:
+        """The identifier this tenant's passes carry (Apple's pass type id), or None."""
+        return None
+
+    def web_service_url(self, ctx: ChannelContext) -> str | None:
+        """Where devices fetch updates of this tenant's passes (put in each pass), or None."""
+        return None
+
+
+def pass_registry(tenant: str, channel: str) -> Any:
+    """One tenant's issued passes of one wallet channel, for that wallet's device web service.
+
+    The object (a :class:`core.passes.registry.PassRegistry`) registers and unregisters devices,
+    lists serials changed since a tag, builds the latest signed file of a pass and keeps device
+    logs, each in its own committed transaction. Raises ``ValueError`` for an unknown tenant.
+    """
+    from core.passes.registry import PassRegistry  # the registry needs the database; the API does not
+
+    return PassRegistry(tenant, channel)
 
 
 # --- other registrable things -----------------------------------------------------------------

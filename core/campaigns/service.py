@@ -171,7 +171,7 @@ def _plan(session: Session, tenant: Tenant, scope: TenantScope, campaign: Campai
     return plan(
         session.connection(), audience(session, scope, campaign), campaign.channel,
         channel.capabilities.address_identifier, template_of(campaign), get_policy(session),
-        scope.clock.now, tenant.timezone, campaign.marketing,
+        scope.clock.now, tenant.timezone, campaign.marketing, tenant=tenant.slug,
     )  # fmt: skip
 
 
@@ -197,7 +197,11 @@ def preview(
     """The message as ``profile_id`` would get it; :class:`MissingValue` if a value is missing."""
     channel = _channel(scope, campaign.channel)
     people = load_recipients(
-        session.connection(), [profile_id], campaign.channel, channel.capabilities.address_identifier
+        session.connection(),
+        [profile_id],
+        campaign.channel,
+        channel.capabilities.address_identifier,
+        tenant=ctx.tenant,
     )
     person = people.get(profile_id)
     if person is None:
@@ -233,7 +237,11 @@ def test_send(
     the delivery id. Test sends never count in the report."""
     channel = _channel(scope, campaign.channel)
     people = load_recipients(
-        session.connection(), [profile_id], campaign.channel, channel.capabilities.address_identifier
+        session.connection(),
+        [profile_id],
+        campaign.channel,
+        channel.capabilities.address_identifier,
+        tenant=tenant.slug,
     )
     person = people.get(profile_id)
     if person is None:

@@ -64,11 +64,13 @@ def plan(
     tenant_zone: str,
     marketing: bool = True,
     events: Mapping[str, dict[str, Any]] | None = None,
+    tenant: str | None = None,
 ) -> list[Planned]:
-    """The fate of a send to each live profile among ``profile_ids`` (``events``: per profile)."""
+    """The fate of a send to each live profile among ``profile_ids`` (``events``: per profile;
+    ``tenant``: whose add-to-wallet links messages may carry)."""
     window = _history_window(policy)
     people = load_recipients(
-        connection, profile_ids, channel_key, address_type, now - window if window else None
+        connection, profile_ids, channel_key, address_type, now - window if window else None, tenant=tenant
     )
     planned = []
     for person in people.values():

@@ -22,6 +22,8 @@ from core.loyalty.offers import coupon_fields
 from core.loyalty.standing import loyalty_namespace, standings
 from core.messages.personalization import message_context
 from core.messages.policy import Recipient
+from core.passes.links import landing_url
+from core.passes.models import PassTemplate
 from core.profiles.models import Identity, Profile
 from core.traits.models import ComputedTraits
 
@@ -30,6 +32,7 @@ IDENTITY = Identity.__table__  # type: ignore[attr-defined]
 CONSENT = Consent.__table__  # type: ignore[attr-defined]
 COMPUTED = ComputedTraits.__table__  # type: ignore[attr-defined]
 DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+PASS_TEMPLATE = PassTemplate.__table__  # type: ignore[attr-defined]
 COMPUTED_FIELDS = ("orders", "revenue", "first_order_at", "last_order_at", "days_since_last_order",
                    "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment", "churn_risk",
                    "expected_purchases_30", "expected_purchases_90", "predicted_clv")  # fmt: skip
@@ -46,6 +49,7 @@ class RecipientData:
     consented: bool = False
     computed: dict[str, Any] = field(default_factory=dict)
     loyalty: dict[str, Any] = field(default_factory=dict)  # the ``loyalty`` template namespace
+    wallet: dict[str, str] = field(default_factory=dict)  # add-to-wallet links by pass template key
     sent: list[tuple[str, datetime]] = field(default_factory=list)
 
     @property
@@ -67,7 +71,12 @@ class RecipientData:
     def context(self, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """What a message template reads for this profile (and the event that triggered the send)."""
         return message_context(
-            self.traits, self.computed, self.loyalty, event, {"id": self.profile_id, "name": self.name}
+            self.traits,
+            self.computed,
+            self.loyalty,
+            event,
+            {"id": self.profile_id, "name": self.name},
+            self.wallet,
         )
 
 
@@ -77,11 +86,13 @@ def load_recipients(
     channel: str,
     address_type: str | None,
     history_since: datetime | None = None,
+    tenant: str | None = None,
 ) -> dict[str, RecipientData]:
     """The live (not merged-away) profiles among ``profile_ids``, by id, ready for ``channel``.
 
     Without an ``address_type`` the channel addresses profiles by their id. ``history_since``
-    loads the messages sent to them since then (for frequency caps).
+    loads the messages sent to them since then (for frequency caps). With ``tenant``, each gets
+    its signed add-to-wallet link per pass template (the ``wallet`` namespace of messages).
     """
     found: dict[str, RecipientData] = {}
     profiles = sa.select(PROFILE.c.id, PROFILE.c.display_name, PROFILE.c.traits).where(
@@ -114,6 +125,12 @@ def load_recipients(
     if history_since is not None:
         for pid, sent in sent_history(connection, ids, history_since).items():
             found[pid].sent = sent
+    if tenant is not None and found:
+        templates = connection.execute(
+            sa.select(PASS_TEMPLATE.c.id, PASS_TEMPLATE.c.key).where(PASS_TEMPLATE.c.archived.is_(False))
+        ).all()
+        for pid, person in found.items():
+            person.wallet = {key: landing_url(tenant, template_id, pid) for template_id, key in templates}
     return found
 
 

@@ -157,7 +157,9 @@ def _prepare(
             continue
         address_type = route.channel.capabilities.address_identifier
         profile_ids = [r.profile_id for r in channel_rows]
-        people = load_recipients(session.connection(), profile_ids, channel_key, address_type)
+        people = load_recipients(
+            session.connection(), profile_ids, channel_key, address_type, tenant=tenant.slug
+        )
         for row in channel_rows:
             found = _outbound(tenant, row, messages.get(row.message_id), people.get(row.profile_id), route)
             if isinstance(found, _Outcome):

@@ -174,9 +174,18 @@ ANONYMOUS_ID = IdentifierType(
     unique_per_profile=False,
     merges_known_profiles=False,
 )
+# A wallet pass's serial: a scan of the pass at the till names the customer.
+PASS_SERIAL = IdentifierType(
+    key="pass_serial",
+    label="Wallet pass serial",
+    normalize=lambda value: _token(value, "a pass serial"),
+    unique_per_profile=False,
+    merges_known_profiles=False,
+)
 
 CORE_IDENTIFIER_TYPES: dict[str, IdentifierType] = {
-    identifier_type.key: identifier_type for identifier_type in (EMAIL, PHONE, USER_ID, ANONYMOUS_ID)
+    identifier_type.key: identifier_type
+    for identifier_type in (EMAIL, PHONE, USER_ID, ANONYMOUS_ID, PASS_SERIAL)
 }
 """The identifier types the core always knows, by key; plugins register more."""
 

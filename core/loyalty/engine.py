@@ -37,6 +37,7 @@ from core.loyalty.ledger import Posted, lock_members, post
 from core.loyalty.models import EntryKind, LoyaltyProgram, RuleStatus
 from core.loyalty.programs import CompiledRule, compile_rule, list_programs, list_rules
 from core.loyalty.state import EventRow
+from core.passes.marking import mark_changed
 from core.plugins import get_host
 from core.queue.outbox import ensure_job, release_coalesced
 from core.segments.jobs import after_profiles_changed
@@ -226,6 +227,7 @@ def apply_events(tenant_slug: str, payload: dict[str, Any]) -> None:
             position = found[-1].id if full else (min(end_id, cap) if cap is not None else end_id)
             advance(cursor, utcnow(), end_id, position, cap)
             session.add(cursor)
+            mark_changed(session, tenant.slug, changed)  # passes showing points and tiers follow
             more = full or release_coalesced(
                 session, f"{APPLY}:{part}", _has_more(session, setup, position, part)
             )

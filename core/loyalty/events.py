@@ -20,6 +20,7 @@ from core.internal_events.service import emit_many
 from core.loyalty.ledger import Posted
 from core.loyalty.models import EntryKind, LoyaltyProgram
 from core.loyalty.tiers import program_tiers
+from core.passes.marking import mark_changed_now
 from core.plugins import get_host
 from core.profiles.snapshots import snapshot
 from core.tenancy.plugin_settings import enabled_plugins
@@ -122,6 +123,7 @@ def tell_plugins(tenant_slug: str, profile_ids: Collection[str], changed: list[s
     """Tell listening plugins that these profiles' loyalty changed (after commit; never raises)."""
     if not profile_ids:
         return
+    mark_changed_now(tenant_slug, profile_ids)  # passes showing points, tiers or coupons follow
     try:
         host = get_host()
         with control_session() as control:

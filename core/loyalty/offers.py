@@ -28,6 +28,7 @@ from core.loyalty import events
 from core.loyalty.ledger import LoyaltyError
 from core.loyalty.models import Coupon, CouponStatus, CouponUse, LoyaltyProgram, Offer, OfferStatus
 from core.loyalty.rewards import CODE_TRIES, NameTaken, Refused, aware, new_code
+from core.passes.marking import mark_changed
 from core.segments.models import Segment, SegmentMembership
 
 log = logging.getLogger(__name__)
@@ -205,25 +206,38 @@ def assign(
     assigned_by: str,
     *,
     now: datetime | None = None,
+    tenant_slug: str | None = None,
 ) -> list[Coupon]:
     """The profiles' coupons for the offer (in the order given), assigning it to those without one.
 
-    :class:`CouponRefused` when the offer is archived or over.
+    :class:`CouponRefused` when the offer is archived or over. With ``tenant_slug``, wallet passes
+    of the profiles that got a coupon are re-issued after the caller commits.
     """
     now = now or utcnow()
     offer = get_offer(session, offer_id)
     _assignable(offer, now)
     wanted = list(dict.fromkeys(profile_ids))
-    _assign(session, offer, wanted, assigned_by, now)
+    given = _assign(session, offer, wanted, assigned_by, now)
+    if tenant_slug:
+        mark_changed(session, tenant_slug, given)
     query = select(Coupon).where(Coupon.offer_id == offer_id, col(Coupon.profile_id).in_(wanted))
     found = {c.profile_id: c for c in session.exec(query.execution_options(populate_existing=True))}
     return [found[p] for p in wanted if p in found]
 
 
 def assign_segment(
-    session: Session, offer_id: int, segment_id: int, assigned_by: str, *, now: datetime | None = None
+    session: Session,
+    offer_id: int,
+    segment_id: int,
+    assigned_by: str,
+    *,
+    now: datetime | None = None,
+    tenant_slug: str | None = None,
 ) -> int:
-    """Assign the offer to the segment's current members; how many got a new coupon."""
+    """Assign the offer to the segment's current members; how many got a new coupon.
+
+    With ``tenant_slug``, wallet passes of those who got one are re-issued after the caller commits.
+    """
     now = now or utcnow()
     offer = get_offer(session, offer_id)
     _assignable(offer, now)
@@ -236,7 +250,13 @@ def assign_segment(
         .order_by(MEMBERSHIP.c.profile_id)
     )
     members = [row.profile_id for row in session.connection().execute(query)]
-    return sum(len(_assign(session, offer, chunk, assigned_by, now)) for chunk in chunks(members, CHUNK))
+    given = 0
+    for chunk in chunks(members, CHUNK):
+        assigned = _assign(session, offer, chunk, assigned_by, now)
+        if tenant_slug:
+            mark_changed(session, tenant_slug, assigned)
+        given += len(assigned)
+    return given
 
 
 # --- using ------------------------------------------------------------------------------------------

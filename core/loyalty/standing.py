@@ -153,6 +153,17 @@ def standings(
     return found
 
 
+def program_starts(connection: Connection) -> list[Standing]:
+    """The standing of someone in none of the active programs yet: zero everywhere, by program id."""
+    query = sa.select(PROGRAM.c.id, PROGRAM.c.key, PROGRAM.c.name, PROGRAM.c.currency).where(
+        PROGRAM.c.status == ProgramStatus.active.value
+    )
+    return [
+        Standing(program_id=row.id, program_key=row.key, program_name=row.name, currency=row.currency, member=False)
+        for row in connection.execute(query.order_by(PROGRAM.c.id))
+    ]
+
+
 def loyalty_namespace(standings: Sequence[Standing]) -> dict[str, Any]:
     """What templates read as ``loyalty``: each program's fields under its key
     (``loyalty.club.balance``) and the first program's also at the top (``loyalty.balance``).
@@ -162,12 +173,13 @@ def loyalty_namespace(standings: Sequence[Standing]) -> dict[str, Any]:
     """
     if not standings:
         return {}
-    namespace: dict[str, Any] = {standing.program_key: _present(standing) for standing in standings}
-    namespace.update(_present(standings[0]))
+    namespace: dict[str, Any] = {standing.program_key: present(standing) for standing in standings}
+    namespace.update(present(standings[0]))
     return namespace
 
 
-def _present(standing: Standing) -> dict[str, Any]:
+def present(standing: Standing) -> dict[str, Any]:
+    """A standing's fields that have a value (what templates read)."""
     return {name: value for name, value in standing.fields().items() if value is not None}
 
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_TEXT = 20_000
 # What a template may read; anything else is an unknown variable.
-NAMESPACES = ("profile", "traits", "computed", "loyalty", "event")
+NAMESPACES = ("profile", "traits", "computed", "loyalty", "event", "wallet")
 
 _ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
@@ -138,10 +138,12 @@ def message_context(
     loyalty: Mapping[str, Any] | None = None,
     event: Mapping[str, Any] | None = None,
     profile: Mapping[str, Any] | None = None,
+    wallet: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a template reads: ``traits``, ``computed``, ``loyalty``, ``event``, ``profile``."""
+    """What a template reads: ``traits``, ``computed``, ``loyalty``, ``event``, ``profile``, ``wallet``
+    (the profile's add-to-wallet link per pass template key: ``{{ wallet.club_card }}``)."""
     return {"traits": dict(traits), "computed": dict(computed or {}), "loyalty": dict(loyalty or {}),
-            "event": dict(event or {}), "profile": dict(profile or {})}  # fmt: skip
+            "event": dict(event or {}), "profile": dict(profile or {}), "wallet": dict(wallet or {})}  # fmt: skip
 
 
 def render(

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from core.db.engines import control_session, tenant_engine
 from core.journeys.triggers import after_processing
 from core.loyalty import engine as loyalty
+from core.passes.marking import mark_changed
 from core.plugins import get_host
 from core.profiles.resolution import has_pending_events, ingest_pending
 from core.profiles.snapshots import snapshot
@@ -53,6 +54,7 @@ def process_events(tenant_slug: str, payload: dict[str, Any]) -> None:
             handled, outcome = ingest_pending(session, types, tenant.default_region, limit=batch)
             # A buyer's computed traits change right after an order, not at the next daily refit.
             refresh_profiles(session, outcome.purchasers, zone=ZoneInfo(tenant.timezone))
+            mark_changed(session, tenant_slug, outcome.changed_profiles | outcome.purchasers)  # live passes
             session.commit()
         # Segment entry and exit in real time, for the profiles this batch changed.
         after_profiles_changed(tenant, outcome.changed_profiles | outcome.purchasers, enabled)

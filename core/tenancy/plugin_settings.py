@@ -105,11 +105,7 @@ def save_channel_config(
     try:
         model = channel.Config.model_validate(merged)
     except ValidationError as exc:
-        problems = {
-            ".".join(str(p) for p in err["loc"]) or "config": err["msg"].removeprefix("Value error, ")
-            for err in exc.errors()
-        }
-        raise ConfigError(channel_key, problems) from exc
+        raise ConfigError(channel_key, _problems(exc)) from exc
     stored_values = model.model_dump(mode="json")
     for name in secrets:
         secret = getattr(model, name)
@@ -121,6 +117,13 @@ def save_channel_config(
     return row
 
 
+def _problems(exc: ValidationError) -> dict[str, str]:
+    return {
+        ".".join(str(p) for p in err["loc"]) or "config": err["msg"].removeprefix("Value error, ")
+        for err in exc.errors()
+    }
+
+
 def channel_config(session: Session, tenant: Tenant, host: PluginHost, channel_key: str) -> BaseModel | None:
     """The channel's validated config with secrets opened, or None if not configured yet."""
     channel = _channel(host, channel_key)
@@ -129,7 +132,10 @@ def channel_config(session: Session, tenant: Tenant, host: PluginHost, channel_k
     if row is None or channel_key not in row.config:
         return None
     raw = {k: unseal(v) if is_sealed(v) else v for k, v in row.config[channel_key].items()}
-    return channel.Config.model_validate(raw)
+    try:
+        return channel.Config.model_validate(raw)
+    except ValidationError as exc:  # valid when saved, no longer (a certificate expired since)
+        raise ConfigError(channel_key, _problems(exc)) from exc
 
 
 def public_config(session: Session, tenant: Tenant, host: PluginHost, channel_key: str) -> dict[str, Any]:

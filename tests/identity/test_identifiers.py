@@ -150,6 +150,7 @@ def test_the_core_types_declare_their_resolution_rules() -> None:
         "phone": (False, True),
         "user_id": (True, True),
         "anonymous_id": (False, False),
+        "pass_serial": (False, False),  # a wallet pass's serial names its holder, never merges two people
     }
     assert all(
         isinstance(kind, IdentifierType) and kind.key == key for key, kind in CORE_IDENTIFIER_TYPES.items()

@@ -1,0 +1,1 @@
+"""Wallet passes shared by every wallet channel: templates, issued passes, devices, distribution."""
