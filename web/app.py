@@ -34,6 +34,8 @@ from web.routes import (
     loyalty_rewards,
     loyalty_rewards_api,
     pages,
+    pass_links,
+    passes_api,
     profiles,
     profiles_api,
     reports,
@@ -43,6 +45,9 @@ from web.routes import (
     settings,
     traits,
     traits_api,
+    wallet,
+    wallet_editor,
+    wallet_passes,
 )
 from web.templating import build_templates
 
@@ -70,6 +75,7 @@ def create_app() -> FastAPI:
         loyalty_api,
         loyalty_rewards_api,
         loyalty_engagement_api,
+        passes_api,
         ingest,
         extensions,
         settings,
@@ -86,6 +92,10 @@ def create_app() -> FastAPI:
         loyalty_challenges,
         loyalty_offers,
         links,
+        pass_links,
+        wallet,
+        wallet_editor,
+        wallet_passes,
         reports,
         pages,
     ):

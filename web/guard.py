@@ -11,11 +11,12 @@ from fastapi.routing import APIRoute
 # Public on purpose: signing in, health, docs, static files, plugin-facing endpoints that do their
 # own authentication (provider signatures, sandbox auth) behind a per-tenant enablement check,
 # ingestion (/v1/, authenticated by the tenant's write key), and tracked links (/l/, clicked by
-# customers; the token is signed per tenant and delivery).
+# customers; the token is signed per tenant and delivery), and wallet pass links (/w/, opened by
+# customers; the token is signed per tenant, template and profile).
 PUBLIC_PATHS = frozenset(
     {"/login", "/logout", "/", "/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
 )
-PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/", "/l/")
+PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/", "/l/", "/w/")
 
 
 class UnguardedRouteError(RuntimeError):

@@ -19,9 +19,7 @@ from web.templating import render
 router = APIRouter(dependencies=[Depends(verify_csrf)])
 Reader = Annotated[Principal, Depends(require(Permission.read_data))]
 
-SECTIONS = {
-    "wallet": ("Wallet", "Apple Wallet and Google Wallet passes: templates, issued passes, live updates."),
-}
+SECTIONS: dict[str, tuple[str, str]] = {}
 
 
 def page_context(request: Request, session: Session, principal: Principal, **extra: Any) -> dict[str, Any]:

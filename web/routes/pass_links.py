@@ -1,0 +1,176 @@
+"""Public pass links: the landing page, the pass download and its QR code (``/w/{tenant}/{token}``).
+
+Opened by customers, so public on purpose: the token is signed per tenant, template and profile,
+and anything that does not lead to a pass answers the same 404 page. The first visit issues the
+pass; every visit is counted (clicks on the landing page, downloads of the file), and installs
+are counted when the phone registers (the wallet's device web service).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import segno
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from sqlmodel import Session
+
+from core.db.engines import control_session, tenant_session
+from core.passes.activity import record
+from core.passes.issuing import Issued, issue
+from core.passes.links import PassLink, landing_url, read_link
+from core.passes.models import PassActivityKind, PassState, PassTemplate
+from core.passes.updates import notify
+from core.passes.wallets import Wallet, WalletUnavailable, wallet_for
+from core.profiles.service import ProfileNotFound, get_profile
+from core.tenancy.errors import NotFound
+from core.tenancy.models import Tenant
+from core.tenancy.tenants import get_tenant
+from web.templating import render
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+# Which wallet a visitor's phone has, by what its browser says it is.
+APPLE_DEVICES = ("iPhone", "iPad", "iPod", "Macintosh")
+WALLET_OF_CHANNEL = {"wallet_apple": "apple", "wallet_google": "google"}
+
+
+@dataclass(frozen=True)
+class _Found:
+    tenant: Tenant
+    link: PassLink
+    template: PassTemplate
+    wallet: Wallet
+
+
+class _Gone(Exception):
+    """The link leads nowhere (or nowhere that can give a pass now): the page to show instead."""
+
+    def __init__(self, status_code: int, title: str, detail: str):
+        super().__init__(detail)
+        self.status_code, self.title, self.detail = status_code, title, detail
+
+
+def _find(tenant_slug: str, token: str) -> _Found:
+    with control_session() as control:
+        try:
+            tenant = get_tenant(control, tenant_slug)
+        except NotFound:
+            raise _Gone(
+                404, "Link not found", "This link is not valid (it may have been copied incompletely)."
+            ) from None
+    link = read_link(tenant.slug, token)
+    if link is None:
+        raise _Gone(404, "Link not found", "This link is not valid (it may have been copied incompletely).")
+    with tenant_session(tenant.database) as session:
+        template = session.get(PassTemplate, link.template_id)
+    if template is None or template.archived:
+        raise _Gone(404, "Pass not available", "This pass is no longer offered.")
+    try:
+        wallet = wallet_for(tenant, template.channel)
+    except WalletUnavailable as exc:
+        log.warning("pass link of %s cannot be served: %s", tenant.slug, exc)
+        raise _Gone(503, "Pass not available right now", "Please try again later.") from exc
+    return _Found(tenant, link, template, wallet)
+
+
+def _issued(session: Session, found: _Found) -> Issued:
+    """The visitor's pass, issued now if it was not yet (a revoked pass is refused)."""
+    try:
+        profile = get_profile(session, found.link.profile_id)
+    except ProfileNotFound:
+        raise _Gone(404, "Pass not available", "This pass is no longer offered.") from None
+    outcome = issue(session, found.wallet, found.template, [profile.id])[profile.id]
+    if not isinstance(outcome, Issued):
+        log.warning("pass of %s cannot be built: %s", profile.id, outcome)
+        raise _Gone(
+            503, "Pass not available right now", "Your pass cannot be prepared right now; please try later."
+        )
+    if outcome.wallet_pass.state != PassState.active:
+        raise _Gone(410, "Pass no longer valid", "This pass was withdrawn.")
+    return outcome
+
+
+def _error(request: Request, gone: _Gone) -> Response:
+    context = {"status_code": gone.status_code, "title": gone.title, "detail": gone.detail}
+    return render(request, "error.html", context, status_code=gone.status_code)
+
+
+def _visit(tenant_slug: str, token: str, kind: PassActivityKind) -> tuple[_Found, Issued]:
+    found = _find(tenant_slug, token)
+    with tenant_session(found.tenant.database) as session:
+        outcome = _issued(session, found)
+        record(session, outcome.wallet_pass, kind)
+        session.commit()
+    if outcome.changed:
+        notify(found.tenant, [outcome.wallet_pass])
+    return found, outcome
+
+
+@router.get("/w/{tenant}/{token}")
+async def landing(request: Request, tenant: str, token: str) -> Response:
+    """The page offering a customer their pass, with the right button for their phone."""
+    try:
+        found, outcome = await run_in_threadpool(_visit, tenant, token, PassActivityKind.clicked)
+    except _Gone as gone:
+        return _error(request, gone)
+    agent = request.headers.get("user-agent", "")
+    on_apple = any(name in agent for name in APPLE_DEVICES)
+    on_android = "Android" in agent
+    wallet = WALLET_OF_CHANNEL.get(found.template.channel, found.template.channel)
+    primary = (
+        (wallet == "apple" and on_apple)
+        or (wallet == "google" and on_android)
+        or not (on_apple or on_android)
+    )
+    page = landing_url(found.tenant.slug, found.link.template_id, found.link.profile_id)
+    context = {
+        "title": outcome.rendered.organization_name,
+        "intro": outcome.rendered.description,
+        "description": outcome.rendered.description,
+        "language": outcome.rendered.language,
+        "buttons": [{"wallet": wallet, "label": f"Add to {found.wallet.channel.label}", "href": f"{page}/pass",
+                     "primary": primary}],
+        "show_qr": not (on_apple or on_android),  # on a computer: scan to open this page on the phone
+        "qr_src": f"{page}/qr.svg",
+        "qr_caption": "Scan with your phone to add the pass there.",
+        "preview_png": None,
+        "problem": None if primary or not (on_apple or on_android) else
+                   f"This pass is for {found.wallet.channel.label}; it may not open on this phone.",
+    }  # fmt: skip
+    return render(request, "passes/landing.html", context)
+
+
+@router.get("/w/{tenant}/{token}/pass")
+async def download(request: Request, tenant: str, token: str) -> Response:
+    """The signed pass file itself (counted as a download)."""
+    try:
+        found, outcome = await run_in_threadpool(_visit, tenant, token, PassActivityKind.downloaded)
+        built = await run_in_threadpool(found.wallet.channel.build_pass, found.wallet.ctx, outcome.rendered)
+    except _Gone as gone:
+        return _error(request, gone)
+    headers = {"Content-Disposition": f'attachment; filename="{built.filename}"', "Cache-Control": "no-store"}
+    return Response(built.content, media_type=built.media_type, headers=headers)
+
+
+@router.get("/w/{tenant}/{token}/qr.{kind}")
+async def qr_code(request: Request, tenant: str, token: str, kind: str) -> Response:
+    """A QR code of the landing page (SVG or PNG), for print and in-store signage."""
+    if kind not in ("svg", "png"):
+        return _error(request, _Gone(404, "Not found", "QR codes come as .svg or .png."))
+    try:
+        found = await run_in_threadpool(_find, tenant, token)
+    except _Gone as gone:
+        return _error(request, gone)
+    code = segno.make(
+        landing_url(found.tenant.slug, found.link.template_id, found.link.profile_id), error="m"
+    )
+    out = io.BytesIO()
+    if kind == "svg":
+        code.save(out, kind="svg", scale=6, border=2)
+        return Response(out.getvalue(), media_type="image/svg+xml")
+    code.save(out, kind="png", scale=10, border=2)
+    return Response(out.getvalue(), media_type="image/png")
