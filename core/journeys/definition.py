@@ -4,9 +4,10 @@
 reference exist, every loop passes through a wait). :func:`check_definition` adds what depends on
 the tenant: send steps name an enabled channel and content valid for it, branch rules parse with
 the tenant's segments and conditions, segment triggers name existing segments, offer steps name
-an offer that is not archived. Both raise :class:`DefinitionInvalid` listing every problem as
-``(path, message)``, the path pointing into the JSON (``steps.s1.content.variants.en.body``) so
-the builder can show it in place.
+an offer that is not archived, wallet pass steps name an existing pass template (or none: every
+one) and a notice's text is valid personalization. Both raise :class:`DefinitionInvalid` listing
+every problem as ``(path, message)``, the path pointing into the JSON
+(``steps.s1.content.variants.en.body``) so the builder can show it in place.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import re
 from datetime import time
 from typing import Annotated, Any, Literal
 
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlmodel import Session, col, select
 
 from core.loyalty.models import Offer, OfferStatus
 from core.messages.content import check_content
-from core.messages.personalization import TemplateInvalid
+from core.messages.personalization import MessageTemplate, TemplateInvalid, check_template
+from core.passes.models import PassTemplate
+from core.passes.notices import MAX_NOTICE
 from core.segments import rules as r
 from core.segments.models import Segment
 from core.segments.service import TenantScope
@@ -29,6 +34,9 @@ STEP_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 MAX_STEPS = 200
 MAX_WAIT_SECONDS = 400 * 86_400
+# What a notice on a pass cannot read: it is put on the pass without the event that entered the profile.
+NOT_IN_NOTICES = frozenset({"event"})
+_NOTICE_PARSER = SandboxedEnvironment()
 
 
 class DefinitionInvalid(ValueError):
@@ -221,6 +229,37 @@ class AssignOfferStep(_Step):
         return {"next": self.next}
 
 
+class UpdatePassStep(_Step):
+    """Bring the profile's live wallet passes up to date now (of one template; ``None``: every one)."""
+
+    type: Literal["update_pass"]
+    template_id: int | None = Field(default=None, ge=1)
+    next: str | None = None
+
+    def targets(self) -> dict[str, str | None]:
+        return {"next": self.next}
+
+
+class NotifyOnPassStep(_Step):
+    """Put a personalized message on the lock screen of the profile's live wallet passes (of one
+    template; ``None``: every one)."""
+
+    type: Literal["notify_on_pass"]
+    template_id: int | None = Field(default=None, ge=1)
+    message: str = Field(max_length=MAX_NOTICE)
+    next: str | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _written(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("write the message the pass shows, e.g. Hi {{ traits.first_name }}")
+        return value
+
+    def targets(self) -> dict[str, str | None]:
+        return {"next": self.next}
+
+
 class ExitStep(_Step):
     """Leave the journey here."""
 
@@ -235,10 +274,14 @@ Step = Annotated[
     | SplitStep
     | UpdateTraitStep
     | AssignOfferStep
+    | UpdatePassStep
+    | NotifyOnPassStep
     | ExitStep,
     Field(discriminator="type"),
 ]
-STEP_TYPES = ("send", "wait", "wait_for_event", "branch", "split", "update_trait", "assign_offer", "exit")
+STEP_TYPES = ("send", "wait", "wait_for_event", "branch", "split", "update_trait", "assign_offer", "update_pass",
+              "notify_on_pass", "exit")  # fmt: skip
+PASS_STEPS = (UpdatePassStep, NotifyOnPassStep)
 
 
 class Goal(_Shape):
@@ -368,6 +411,7 @@ def check_definition(session: Session, scope: TenantScope, data: Any) -> Definit
     context = r.RuleContext(segment_rule=segments.get, conditions=scope.conditions)
     wanted = {s.offer_id for s in definition.steps.values() if isinstance(s, AssignOfferStep)}
     offers = {o.id: o for o in session.exec(select(Offer).where(col(Offer.id).in_(wanted)))} if wanted else {}
+    templates = _pass_templates(session, definition)
     for key, step in definition.steps.items():
         if isinstance(step, SendStep):
             problems.extend(_send_problems(scope, key, step))
@@ -377,6 +421,11 @@ def check_definition(session: Session, scope: TenantScope, data: Any) -> Definit
                 problems.append((f"steps.{key}.offer_id", f"there is no offer {step.offer_id}"))
             elif offer.status == OfferStatus.archived:
                 problems.append((f"steps.{key}.offer_id", f"offer {offer.name!r} is archived"))
+        elif isinstance(step, PASS_STEPS):
+            if step.template_id is not None and step.template_id not in templates:
+                problems.append((f"steps.{key}.template_id", f"there is no pass template {step.template_id}"))
+            if isinstance(step, NotifyOnPassStep):
+                problems.extend(_notice_problems(key, step))
         elif isinstance(step, BranchStep):
             try:
                 r.parse_rule(step.rule, context)
@@ -386,6 +435,27 @@ def check_definition(session: Session, scope: TenantScope, data: Any) -> Definit
     if problems:
         raise DefinitionInvalid(problems)
     return definition
+
+
+def _pass_templates(session: Session, definition: Definition) -> set[int]:
+    """The ids of the pass templates the definition's pass steps name that exist (archived or not)."""
+    wanted = {s.template_id for s in definition.steps.values() if isinstance(s, PASS_STEPS)} - {None}
+    if not wanted:
+        return set()
+    return {t for t in session.exec(select(PassTemplate.id).where(col(PassTemplate.id).in_(wanted))) if t}
+
+
+def _notice_problems(key: str, step: NotifyOnPassStep) -> list[tuple[str, str]]:
+    """What is wrong with a notice's text as personalization (syntax, unknown or unavailable variables)."""
+    path = f"steps.{key}.message"
+    try:
+        check_template(MessageTemplate(variants={"en": {"message": step.message}}, fallback="en"))
+    except TemplateInvalid as exc:
+        return [(path, f"line {p.line}: {p.message}" if p.line else p.message) for p in exc.problems]
+    used = meta.find_undeclared_variables(_NOTICE_PARSER.parse(step.message)) & NOT_IN_NOTICES
+    if used:
+        return [(path, "a pass notice cannot read event: use traits, computed, loyalty or profile")]
+    return []
 
 
 def _send_problems(scope: TenantScope, key: str, step: SendStep) -> list[tuple[str, str]]:

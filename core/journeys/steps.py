@@ -26,6 +26,8 @@ from core.journeys.models import EntryState, Journey, JourneyEntry, JourneyMessa
 from core.journeys.run import Run, choice, later
 from core.loyalty import offers
 from core.messages.personalization import MessageTemplate
+from core.passes import notices
+from core.passes.models import PassState, WalletPass
 from core.profiles.models import Profile
 from core.profiles.trait_writes import TraitChange, set_traits
 from core.segments import evaluate as ev
@@ -33,6 +35,7 @@ from core.segments import rules as r
 from core.segments.models import Segment
 
 PROFILE = Profile.__table__  # type: ignore[attr-defined]
+NOT_PUT = "not put: "  # how core.passes.notices.put_notice says why a profile's notice was not put
 Handler = Callable[[Run, Journey, str, d._Step, list[JourneyEntry]], list[JourneyEntry]]
 
 
@@ -83,7 +86,7 @@ def send(
     planned = plan(
         run.session.connection(), list(by_profile), step.channel, channel.capabilities.address_identifier,
         MessageTemplate.model_validate(step.content), run.policy, run.now, run.tenant.timezone,
-        step.marketing, events={e.profile_id: e.data for e in entries},
+        step.marketing, events={e.profile_id: e.data for e in entries}, tenant=run.tenant.slug,
     )  # fmt: skip
     rows, outcomes = [], {}
     for item in planned:
@@ -251,7 +254,7 @@ def assign_offer(
     assert isinstance(step, d.AssignOfferStep)
     try:
         offers.assign(run.session, step.offer_id, [e.profile_id for e in entries], f"journey:{journey.id}",
-                      now=run.now)  # fmt: skip
+                      now=run.now, tenant_slug=run.runtime.tenant.slug)  # fmt: skip
         outcome = "assigned"
     except offers.OfferNotFound:  # deleted since the journey was saved
         outcome = "skipped:offer_missing"
@@ -260,6 +263,56 @@ def assign_offer(
     going = []
     for entry in entries:
         run.visit(entry, key, outcome)
+        if run.go(entry, step.next):
+            going.append(entry)
+    return going
+
+
+def _pass_holders(run: Run, template_id: int | None, profile_ids: list[str]) -> set[str]:
+    """Those of ``profile_ids`` holding a live wallet pass (of the template; ``None``: of any)."""
+    query = select(WalletPass.profile_id).where(
+        col(WalletPass.profile_id).in_(profile_ids), WalletPass.state == PassState.active
+    )
+    if template_id is not None:
+        query = query.where(WalletPass.template_id == template_id)
+    return set(run.session.exec(query.distinct()))
+
+
+def update_pass(
+    run: Run, journey: Journey, key: str, step: d._Step, entries: list[JourneyEntry]
+) -> list[JourneyEntry]:
+    """Have the live wallet passes of each profile re-issued now (those without one are skipped)."""
+    assert isinstance(step, d.UpdatePassStep)
+    profile_ids = [e.profile_id for e in entries]
+    holders = _pass_holders(run, step.template_id, profile_ids)
+    notices.update_passes(run.session, run.tenant.slug, step.template_id, sorted(holders))
+    going = []
+    for entry in entries:
+        run.visit(entry, key, "updated" if entry.profile_id in holders else "skipped:no_pass")
+        if run.go(entry, step.next):
+            going.append(entry)
+    return going
+
+
+def _notice_outcome(said: str | None) -> str:
+    """A visit's outcome from what :func:`core.passes.notices.put_notice` said for its profile."""
+    if said is None:
+        return "skipped:no_pass"
+    if said.startswith(NOT_PUT):
+        return "skipped:missing_value" if "has no value" in said else "skipped:message_invalid"
+    return "notified"
+
+
+def notify_on_pass(
+    run: Run, journey: Journey, key: str, step: d._Step, entries: list[JourneyEntry]
+) -> list[JourneyEntry]:
+    """Put the message, personalized, on each profile's live wallet passes: their lock screens show it."""
+    assert isinstance(step, d.NotifyOnPassStep)
+    said = notices.put_notice(run.session, run.tenant.slug, step.template_id, [e.profile_id for e in entries],
+                              step.message)  # fmt: skip
+    going = []
+    for entry in entries:
+        run.visit(entry, key, _notice_outcome(said.get(entry.profile_id)))
         if run.go(entry, step.next):
             going.append(entry)
     return going
@@ -283,5 +336,7 @@ HANDLERS: dict[type[d._Step], Handler] = {
     d.SplitStep: split,
     d.UpdateTraitStep: update_trait,
     d.AssignOfferStep: assign_offer,
+    d.UpdatePassStep: update_pass,
+    d.NotifyOnPassStep: notify_on_pass,
     d.ExitStep: exit_,
 }

@@ -29,6 +29,7 @@ from core.ingest.service import accept
 from core.journeys import service as journeys
 from core.journeys.models import Journey, JourneyStatus
 from core.loyalty.offers import OfferIn, coupons_of, create_offer
+from core.passes.models import PassTemplate, WalletPass
 from core.plugins import get_host
 from core.profiles.jobs import process_events
 from core.profiles.service import find_by_identifier, get_profile
@@ -332,6 +333,9 @@ def test_the_flow_draws_lanes_side_by_side_and_each_step_once() -> None:
     assert step_words({"type": "branch", "rule": {"any": [{"type": "segment", "segment": 3},
                                                         {"type": "trait", "key": "vip", "op": "=", "value": True}]}},
                       OPTIONS) == "If is in segment “VIP” or vip = true"  # fmt: skip
+    assert step_words({"type": "update_pass", "template_id": 7}, OPTIONS) == "Update wallet pass (template 7)"
+    assert step_words({"type": "notify_on_pass", "template_id": None, "message": "Your\n reward is ready"},
+                      OPTIONS) == "Notify on wallet pass: “Your reward is ready”"  # fmt: skip
 
 
 def test_problems_go_to_the_box_they_concern() -> None:
@@ -576,6 +580,62 @@ def test_an_offer_step_names_an_existing_offer_and_shows_on_the_profiles_path(sh
     assert card and "Gift — offer assigned" in " ".join(
         unescape(re.sub(r"<[^>]+>", " ", card.group(1))).split()
     )
+
+
+def test_wallet_pass_steps_choose_a_template_say_their_message_and_show_on_the_profiles_path(
+    shop: Shop,
+) -> None:
+    with shop.session() as session:
+        card = PassTemplate(key="card", name="Loyalty card", channel="wallet_apple",
+                            design={"organization_name": "Shop", "description": "Card"})  # fmt: skip
+        session.add(card)
+        session.flush()
+        session.add(WalletPass(serial="serial-bob", channel="wallet_apple", template_id=card.id,
+                               profile_id=shop.people["bob"], authentication_token="t" * 32))  # fmt: skip
+        session.commit()
+    b = shop.create("Card news")
+    b.press("add|start|start|notify_on_pass")
+    assert 'name="message"' in b.html and b.status == 422  # no message yet: not saved, said so
+    assert "Notify on wallet pass (no message yet)" in box(b.html, "s1")
+    assert "write the message the pass shows" in box(b.html, "s1")
+    assert '<option value="" selected>All pass templates</option>' in b.html  # templates are chosen by name
+    assert f'<option value="{card.id}">Loyalty card</option>' in b.html
+    b.press("save", message="Hi {{ traits.first_name }")
+    assert b.status == 422 and "line 1: unexpected '}'" in box(b.html, "s1")
+    b.press("save", message="Hi {{ traits.first_name }}, your card has news", template_id=str(card.id))
+    assert b.status == 200
+    assert "Notify on wallet pass “Loyalty card”: “Hi {{ traits.first_name }}, your card has news”" in box(
+        b.html, "s1"
+    )
+    b.press("add|s1|next|update_pass")
+    assert b.status == 200 and "Update wallet pass" in box(b.html, "s2")  # every template, to start with
+    steps = b.journey(shop.database).definition["steps"]
+    assert (steps["s1"], steps["s2"]) == (
+        {"type": "notify_on_pass", "template_id": card.id, "message": "Hi {{ traits.first_name }}, your card has news",
+         "next": "s2"},
+        {"type": "update_pass", "template_id": None, "next": "exit"},
+    )  # fmt: skip
+
+    with shop.session() as session:
+        journey = journeys.get_journey(session, b.journey_id)
+        with control_session() as control:
+            tenant = get_tenant(control, TENANT)
+            scope = tenant_scope(control, tenant)
+        journeys.activate(session, tenant, scope, journey, "test")
+        for user in ("bob", "cid"):
+            assert journeys.enter(session, tenant, scope, journey, shop.people[user]) is not None
+        session.commit()
+        (held,) = session.exec(select(WalletPass)).all()
+    assert held.notice == "Hi Bob, your card has news"
+    for user, outcomes in (("bob", ("message put on the wallet pass", "wallet pass updated")),
+                           ("cid", ("skipped (no pass)", "skipped (no pass)"))):  # fmt: skip
+        page = shop.client.get(f"/t/{TENANT}/profiles/{shop.people[user]}")
+        card_text = re.search(r'<section class="card" id="journeys">(.*?)</section>', page.text, re.S)
+        assert card_text
+        text = " ".join(unescape(re.sub(r"<[^>]+>", " ", card_text.group(1))).split())
+        assert (
+            f"Notify on wallet pass — {outcomes[0]}" in text and f"Update wallet pass — {outcomes[1]}" in text
+        )
 
 
 def test_activation_refused_shows_the_problems_on_the_flow(shop: Shop) -> None:

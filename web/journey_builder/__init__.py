@@ -8,6 +8,7 @@ button pressed (:mod:`.edits`; adding a step on a connector, deleting one: :mod:
 definition and re-renders the flow (:mod:`.flow`: the graph as rows and side-by-side lanes, with
 counts per step) and the panel (:mod:`.panels`), or the problems next to the steps they concern.
 :mod:`.words` says triggers and steps in words; a branch's condition is edited with the audience
-builder's rule tree (:mod:`.condition`); :mod:`.paths` shows a profile's passes on its 360 view.
+builder's rule tree (:mod:`.condition`); :mod:`.options` adds the pass templates to the rule's
+choices; :mod:`.paths` shows a profile's passes on its 360 view.
 The routes are in :mod:`web.routes.journeys`.
 """

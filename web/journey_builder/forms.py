@@ -60,6 +60,8 @@ def new_step(kind: str, channels: Mapping[str, Channel]) -> dict[str, Any] | Non
                   "holdout": 0},
         "update_trait": {"type": "update_trait", "trait": "", "value": "", "next": None},
         "assign_offer": {"type": "assign_offer", "offer_id": None, "next": None},
+        "update_pass": {"type": "update_pass", "template_id": None, "next": None},
+        "notify_on_pass": {"type": "notify_on_pass", "template_id": None, "message": "", "next": None},
         "exit": {"type": "exit"},
     }  # fmt: skip
     return copy.deepcopy(fresh[kind]) if kind in fresh else None
@@ -253,6 +255,16 @@ def read_step(
         found["offer_id"] = _whole(
             f, "offer_id", found.get("offer_id"), f"{path}.offer_id", problems, minimum=1
         )
+    elif kind in ("update_pass", "notify_on_pass"):
+        if f.has("template_id"):  # nothing chosen: every pass template
+            chosen = f.text("template_id").strip()
+            found["template_id"] = (
+                _whole(f, "template_id", found.get("template_id"), f"{path}.template_id", problems, minimum=1)
+                if chosen
+                else None
+            )
+        if kind == "notify_on_pass":
+            found["message"] = f.text("message", str(found.get("message") or "")).strip()
     return found, problems
 
 

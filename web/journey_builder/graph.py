@@ -1,9 +1,9 @@
 """The definition as a graph: each step's ports and where they lead, adding and deleting steps.
 
-A port is one way out of a step: ``next`` (send, wait, update trait, assign offer), ``yes``/``no`` (branch),
-``on_event``/``on_timeout`` (wait for event), ``branch:<i>`` (the i-th path of a split). The
-trigger leads to ``start`` through the port ``start`` of the pseudo-step :data:`START`. A port
-leading nowhere (``None``) ends the journey there.
+A port is one way out of a step: ``next`` (send, wait, update trait, assign offer, the wallet pass
+steps), ``yes``/``no`` (branch), ``on_event``/``on_timeout`` (wait for event), ``branch:<i>`` (the
+i-th path of a split). The trigger leads to ``start`` through the port ``start`` of the
+pseudo-step :data:`START`. A port leading nowhere (``None``) ends the journey there.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ STEP_TYPES = {
     "split": "Split (A/B test)",
     "update_trait": "Update a trait",
     "assign_offer": "Assign an offer",
+    "update_pass": "Update wallet pass",
+    "notify_on_pass": "Notify on wallet pass",
     "exit": "Exit",
 }
 BRANCHING = {"branch": ("yes", "no"), "wait_for_event": ("on_event", "on_timeout")}

@@ -9,6 +9,7 @@ from core.messages.content import fields_of
 from web.journey_builder.flow import step_title
 from web.journey_builder.forms import REENTRY_MODES, TRIGGER_DEFAULTS, VALUE_TYPES, value_text, value_type
 from web.journey_builder.graph import STEP_TYPES, ports, removed_with, steps_of
+from web.journey_builder.options import pass_templates
 from web.journey_builder.words import REENTRY, TRIGGER_TYPES, lane_label, split_duration, step_words
 from web.segment_builder.options import Options
 from web.segment_builder.tree import as_dict, as_list
@@ -82,6 +83,11 @@ def _type_view(step: dict[str, Any], options: Options) -> dict[str, Any]:
                 "value": value_text(value), "value_types": VALUE_TYPES}  # fmt: skip
     if kind == "assign_offer":
         return {"offer_id": plain(step.get("offer_id") or ""), "offers": options.offers}
+    if kind in ("update_pass", "notify_on_pass"):
+        view = {"template_id": plain(step.get("template_id") or ""), "templates": pass_templates(options)}
+        if kind == "notify_on_pass":
+            view["message"] = str(step.get("message") or "")
+        return view
     return {}
 
 

@@ -19,9 +19,12 @@ OUTCOMES = {
     "holdout": "held out",
     "updated": "trait set",
     "assigned": "offer assigned",
+    "notified": "message put on the wallet pass",
     "exit": "exited",
     "goal": "reached the goal",
 }
+# Outcomes that mean something else for some step types: (type, outcome) → words.
+STEP_OUTCOMES = {("update_pass", "updated"): "wallet pass updated"}
 STATES = {"active": "in it", "waiting": "in it (waiting)", "completed": "completed", "exited": "exited",
           "converted": "converted", "holdout": "held out"}  # fmt: skip
 BADGES = {
@@ -34,8 +37,11 @@ BADGES = {
 }
 
 
-def outcome_words(outcome: str) -> str:
-    """A visit's outcome in words (``suppressed:no_consent`` → ``suppressed (no consent)``)."""
+def outcome_words(outcome: str, kind: str = "") -> str:
+    """A visit's outcome at a step of type ``kind``, in words (``suppressed:no_consent`` →
+    ``suppressed (no consent)``)."""
+    if (kind, outcome) in STEP_OUTCOMES:
+        return STEP_OUTCOMES[(kind, outcome)]
     if outcome in OUTCOMES:
         return OUTCOMES[outcome]
     head, colon, reason = outcome.partition(":")
@@ -46,6 +52,10 @@ def outcome_words(outcome: str) -> str:
     return outcome.replace("_", " ")
 
 
+def _type_of(step: Any) -> str:
+    return str(step.get("type", "")) if isinstance(step, dict) else ""
+
+
 def path_views(paths: Iterable[Any]) -> list[dict[str, Any]]:
     """Each pass (``ProfilePath``: journey, entry, visits) as the card shows it, newest first as given."""
     views = []
@@ -53,7 +63,8 @@ def path_views(paths: Iterable[Any]) -> list[dict[str, Any]]:
         journey, entry = path.journey, path.entry
         steps = steps_of(journey.definition)
         visits = [{"step": v.step, "title": step_title(steps[v.step]) if v.step in steps else v.step,
-                   "outcome": outcome_words(v.outcome), "at": v.at} for v in path.visits]  # fmt: skip
+                   "outcome": outcome_words(v.outcome, _type_of(steps.get(v.step))), "at": v.at}
+                  for v in path.visits]  # fmt: skip
         state = str(entry.state)
         views.append({"journey": journey, "state": STATES.get(state, state), "badge": BADGES.get(state, ""),
                       "entered_at": entry.entered_at, "ended_at": entry.ended_at,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
+from web.journey_builder.options import pass_templates
 from web.segment_builder.options import Options
 from web.segment_builder.tree import as_dict, as_list, group_kind, is_not
 from web.segment_builder.values import plain, shown
@@ -115,6 +116,14 @@ def split_shares(step: dict[str, Any]) -> tuple[list[float], float]:
     return [round(w / total * 100, 1) for w in weights], round(holdout / total * 100, 1)
 
 
+def _pass_template_words(template: Any, options: Options) -> str:
+    """Which wallet passes a pass step concerns: `` “Loyalty card”``, `` (template 7)`` or all (``""``)."""
+    if template is None or template == "":
+        return ""
+    name = dict(pass_templates(options)).get(template) if isinstance(template, int) else None
+    return f" “{name}”" if name else f" (template {plain(template)})"
+
+
 def step_words(step: Any, options: Options) -> str:
     """What a step does, as a short sentence."""
     step = as_dict(step)
@@ -149,6 +158,12 @@ def step_words(step: Any, options: Options) -> str:
         if name:
             return f"Assign the offer {name}"
         return f"Assign offer {plain(offer)}" if offer else "Assign an offer (none chosen)"
+    if kind == "update_pass":
+        return "Update wallet pass" + _pass_template_words(step.get("template_id"), options)
+    if kind == "notify_on_pass":
+        text = str(step.get("message") or "").strip()
+        said = f": “{_short(text)}”" if text else " (no message yet)"
+        return "Notify on wallet pass" + _pass_template_words(step.get("template_id"), options) + said
     if kind == "exit":
         return "Exit the journey"
     return f"Unknown step type {kind!r}"

@@ -43,6 +43,7 @@ from web.journey_builder.edits import apply_action, apply_panel
 from web.journey_builder.flow import layout as flow_layout
 from web.journey_builder.flow import problems_by_box, step_title
 from web.journey_builder.graph import STEP_TYPES, steps_of
+from web.journey_builder.options import load_journey_options
 from web.journey_builder.panels import settings_panel, step_panel, trigger_panel
 from web.journey_builder.words import goal_words, reentry_words, step_words, trigger_words
 from web.routes.pages import page_context
@@ -177,7 +178,7 @@ def _workspace_context(
 ) -> dict[str, Any]:
     """Everything the builder's page and workspace show."""
     assert journey.id is not None
-    options = options or load_options(tenant_db, scope, None)
+    options = options or load_journey_options(tenant_db, scope)
     live = journey.status != JourneyStatus.draft
     counts = service.step_counts(tenant_db, journey.id) if live else {}
     reports = step_reports(tenant_db, journey.id, principal.tenant.timezone) if live else {}
@@ -265,7 +266,7 @@ def _edit(
         journey = _get_or_404(tenant_db, journey_id)
         if journey.status not in EDITABLE:
             raise HTTPException(409, f"The journey is {journey.status}: pause it to change it.")
-        options = load_options(tenant_db, scope, None)
+        options = load_journey_options(tenant_db, scope)
         edit = apply_panel(
             _posted_definition(f, journey), form, scope.channels, scope.conditions, options.segments
         )
