@@ -3,7 +3,8 @@
 :func:`seed_demo_data` runs every function in :data:`SEEDERS` for the demo tenant. Today it adds the
 demo team (one member per role, so each role's view of the UI can be tried), about a hundred
 customers with their timelines (:mod:`core.demo_customers`), a loyalty program applied to them
-(:mod:`core.demo_loyalty`), sample segments (:mod:`core.demo_segments`), and a draft campaign and
+(:mod:`core.demo_loyalty`), its wallet card issued to the first customers (:mod:`core.demo_wallet`),
+sample segments (:mod:`core.demo_segments`), and a draft campaign and
 journey (:mod:`core.demo_orchestration`). A feature that wants
 sample data (profiles, events, segments, campaigns...) appends a seeder here. Seeders run on every ``tessera demo``, so
 each must be idempotent: look for its data first and add only what is missing.
@@ -19,6 +20,7 @@ from core.demo_customers import seed_demo_customers
 from core.demo_loyalty import seed_demo_loyalty
 from core.demo_orchestration import seed_demo_orchestration
 from core.demo_segments import seed_demo_segments
+from core.demo_wallet import seed_demo_wallet
 from core.tenancy.members import put_member
 from core.tenancy.models import Tenant
 from core.tenancy.roles import Role
@@ -56,6 +58,7 @@ SEEDERS: list[Seeder] = [
     seed_demo_team,
     seed_demo_customers,
     seed_demo_loyalty,
+    seed_demo_wallet,
     seed_demo_segments,
     seed_demo_orchestration,
 ]
