@@ -180,7 +180,9 @@ def assign_offer(
         if segment is None or segment.id is None:
             return _offers_list(here, "Choose the segment to assign the offer to.")
         try:
-            count = offers.assign_segment(tenant_db, offer_id, segment.id, principal.actor)
+            count = offers.assign_segment(
+                tenant_db, offer_id, segment.id, principal.actor, tenant_slug=principal.tenant.slug
+            )
         except LoyaltyError as exc:
             tenant_db.rollback()
             return _offers_list(here, f"Not assigned: {exc}")

@@ -372,12 +372,14 @@ def assign_offer(
         offer = _offer(session, offer_id)
         try:
             if body.segment_id is not None:
-                assigned = offers.assign_segment(session, offer_id, body.segment_id, principal.actor)
+                assigned = offers.assign_segment(
+                    session, offer_id, body.segment_id, principal.actor, tenant_slug=principal.tenant.slug
+                )
                 coupons = None
             else:
                 wanted = [_profile_id(session, p) for p in body.profile_ids or []]
                 before = _holders(session, offer_id, wanted)
-                coupons = offers.assign(session, offer_id, wanted, principal.actor)
+                coupons = offers.assign(session, offer_id, wanted, principal.actor, tenant_slug=principal.tenant.slug)
                 assigned = len({c.profile_id for c in coupons} - before)
         except Refused as exc:
             return _refused(exc)
