@@ -32,6 +32,7 @@ from core.db.locks import transaction_lock
 from core.identity.graph import Identifier, Observation, Resolution, Rules, resolve
 from core.ingest.models import Event, EventStatus
 from core.loyalty import members as loyalty_members
+from core.passes import merging as pass_merging
 from core.plugin_api import IdentifierType
 from core.profiles.extract import TRAIT_EVENT_TYPES, display_name, extract, trait_updates
 from core.profiles.models import EventIdentity, Identity, IdentityBlock, MergeRecord, Profile
@@ -493,6 +494,7 @@ def _absorb(
     session.flush()
     consent.rebuild(session, [absorbed_id, survivor_id])
     loyalty_members.absorb(session, absorbed_id, survivor_id)
+    pass_merging.absorb(session, absorbed_id, survivor_id)
 
 
 def undo_merge(session: Session, merge_id: int, actor: str, rules: Rules) -> MergeRecord:
