@@ -1,5 +1,5 @@
-"""What every Wallet route does first or last: find the template (404 otherwise), name its wallet,
-draw a page of the section, audit a change."""
+"""What every Wallet route does: find the template (404 otherwise), name its wallet, draw a page
+of the section."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from fastapi import HTTPException, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from core.audit import service as audit
 from core.passes import library
 from core.passes.models import PassTemplate
 from core.passes.wallets import wallet_channels
-from web.auth import Principal, client_info
+from web.auth import Principal
 from web.routes.pages import page_context
 from web.templating import render
 
@@ -49,12 +48,3 @@ def wallet_page(
         request, control, principal, section="wallet", base=wallet_base(principal), **extra
     )
     return render(request, page, context, status_code=status)
-
-
-def audit_change(
-    request: Request, control: Session, principal: Principal, action: str, target: str, **detail: Any
-) -> None:
-    """Record a Wallet change in the audit log (committed)."""
-    audit.record(control, actor=principal.actor, action=action, tenant_id=principal.tenant.id, target=target,
-                 detail=detail, **client_info(request))  # fmt: skip
-    control.commit()

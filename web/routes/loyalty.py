@@ -32,10 +32,11 @@ from core.profiles.service import ProfileNotFound, get_profile, pick
 from core.segments.rules import RuleError
 from core.segments.service import tenant_scope
 from core.tenancy.roles import Permission
+from web.auditing import audit_change
 from web.auth import ControlDB, Principal, require
 from web.campaign_pages.form import FormInvalid, Problems
 from web.csrf import verify_csrf
-from web.loyalty_pages.access import audit_change, program_or_404
+from web.loyalty_pages.access import program_or_404
 from web.loyalty_pages.dry_run import SEARCH_LIMIT, PropertiesInvalid, parse_properties
 from web.loyalty_pages.program_form import ProgramForm, blank_form, form_of, read_form, to_program_in
 from web.loyalty_pages.program_page import program_view

@@ -29,8 +29,9 @@ from core.segments.rules import RuleError
 from core.segments.service import conditions_for
 from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.roles import Permission
+from web.auditing import audit_change
 from web.auth import ControlDB, Principal, require
-from web.loyalty_pages.access import audit_change, program_or_404
+from web.loyalty_pages.access import program_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["loyalty"])
 Reader = Annotated[Principal, Depends(require(Permission.read_data, api=True))]

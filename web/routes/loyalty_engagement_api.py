@@ -24,8 +24,8 @@ from core.loyalty.models import Challenge, ChallengeProgress, LoyaltyProgram, Re
 from core.loyalty.programs import ProgramNotFound, get_program
 from core.profiles.service import ProfileNotFound, get_profile
 from core.tenancy.roles import Permission
+from web.auditing import audit_change
 from web.auth import ControlDB, Principal, require
-from web.loyalty_pages.access import audit_change
 
 router = APIRouter(prefix="/api/v1", tags=["loyalty"])
 Reader = Annotated[Principal, Depends(require(Permission.read_data, api=True))]

@@ -28,8 +28,9 @@ from core.loyalty.models import Coupon, LoyaltyMember, Offer, Redemption, Reward
 from core.loyalty.rewards import NameTaken, Refused
 from core.profiles.service import ProfileNotFound, get_profile
 from core.tenancy.roles import Permission
+from web.auditing import audit_change
 from web.auth import ControlDB, Principal, require
-from web.loyalty_pages.access import audit_change, program_or_404
+from web.loyalty_pages.access import program_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["loyalty rewards"])
 Reader = Annotated[Principal, Depends(require(Permission.read_data, api=True))]
@@ -379,7 +380,9 @@ def assign_offer(
             else:
                 wanted = [_profile_id(session, p) for p in body.profile_ids or []]
                 before = _holders(session, offer_id, wanted)
-                coupons = offers.assign(session, offer_id, wanted, principal.actor, tenant_slug=principal.tenant.slug)
+                coupons = offers.assign(
+                    session, offer_id, wanted, principal.actor, tenant_slug=principal.tenant.slug
+                )
                 assigned = len({c.profile_id for c in coupons} - before)
         except Refused as exc:
             return _refused(exc)

@@ -25,8 +25,8 @@ from core.passes.updates import notify, void
 from core.passes.wallets import WalletUnavailable, wallet_for
 from core.profiles.service import ProfileNotFound, get_profile
 from core.tenancy.roles import Permission
+from web.auditing import audit_change
 from web.auth import ControlDB, Principal, require
-from web.loyalty_pages.access import audit_change
 
 router = APIRouter(prefix="/api/v1", tags=["passes"])
 Reader = Annotated[Principal, Depends(require(Permission.read_data, api=True))]

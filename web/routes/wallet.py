@@ -28,10 +28,11 @@ from core.passes.library import MAX_UPLOAD, LibraryError
 from core.passes.models import PassImage
 from core.passes.ui_queries import issued_counts
 from core.tenancy.roles import Permission
+from web.auditing import audit_change
 from web.auth import ControlDB, Principal, require
 from web.campaign_pages.form import Problems
 from web.csrf import verify_csrf
-from web.pass_pages.access import audit_change, wallet_base, wallet_labels, wallet_page
+from web.pass_pages.access import wallet_base, wallet_labels, wallet_page
 from web.pass_pages.design_form import read_design_form
 from web.pass_pages.editor_view import image_choices, image_sizes
 from web.pass_pages.new_template import NewTemplateForm, read_new_template, starter_design

@@ -30,10 +30,11 @@ from core.passes.library import LibraryError
 from core.passes.marking import mark_changed
 from core.passes.ui_queries import live_holders
 from core.tenancy.roles import Permission
+from web.auditing import audit_change
 from web.auth import ControlDB, Principal, require
 from web.campaign_pages.form import FormInvalid, Problems
 from web.csrf import verify_csrf
-from web.pass_pages.access import audit_change, channel_label, template_or_404, wallet_base, wallet_page
+from web.pass_pages.access import channel_label, template_or_404, wallet_base, wallet_page
 from web.pass_pages.design_form import DesignForm, form_of_design, read_design_form
 from web.pass_pages.editor_view import editor_view
 from web.pass_pages.form_actions import apply_action
