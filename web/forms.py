@@ -6,6 +6,7 @@ value, and a blank secret field keeps the stored one.
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 import types
@@ -25,7 +26,7 @@ class FormField:
 
     name: str
     label: str
-    kind: str  # text, password, number, checkbox, select, textarea
+    kind: str  # text, password, number, checkbox, select, textarea, file
     required: bool
     value: Any = ""
     choices: list[str] = field(default_factory=list)
@@ -41,7 +42,37 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+MAX_UPLOAD = 1_000_000  # a certificate or key file is a few KB
+
+
+def upload_mode(info: FieldInfo) -> str | None:
+    """How an uploaded file becomes the field's value: ``"base64"`` (binary, e.g. a .p12) or ``"text"``
+    (e.g. a PEM certificate), as a plugin asks with ``Field(json_schema_extra={"upload": ...})``."""
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    mode = extra.get("upload")
+    return mode if mode in ("base64", "text") else None
+
+
+def uploaded_value(data: bytes, mode: str) -> str:
+    """An uploaded file as a field value: base64 of its bytes, or its text (``"text"`` mode) when it
+    is text; a binary file given for a text field (a DER ``.cer`` for a PEM) comes as base64."""
+    if mode == "text":
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(data).decode()
+
+
+def upload_fields(model: type[BaseModel]) -> dict[str, str]:
+    """The fields of ``model`` filled from an uploaded file, with their :func:`upload_mode`."""
+    found = {name: upload_mode(info) for name, info in model.model_fields.items()}
+    return {name: mode for name, mode in found.items() if mode is not None}
+
+
 def _kind(info: FieldInfo, secret: bool) -> tuple[str, list[str]]:
+    if upload_mode(info):
+        return "file", []
     if secret:
         return "password", []
     annotation = _unwrap(info.annotation)
@@ -85,7 +116,7 @@ def form_fields(
                 label=info.title or name.replace("_", " ").capitalize(),
                 kind=kind,
                 required=info.is_required(),
-                value="" if kind == "password" else _display(value, kind, info.annotation),
+                value="" if kind == "password" or name in secrets else _display(value, kind, info.annotation),
                 choices=choices,
                 help=info.description or "",
                 secret_set=name in secrets and bool(stored.get(name)),

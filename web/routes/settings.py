@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
+from starlette.datastructures import UploadFile
 
 from core.audit import service as audit
 from core.plugins import get_host
@@ -22,7 +23,7 @@ from core.tenancy.roles import Permission, Role
 from core.tenancy.users import members
 from web.auth import ControlDB, Principal, client_info, require
 from web.csrf import verify_csrf
-from web.forms import form_fields, parse_form
+from web.forms import MAX_UPLOAD, form_fields, parse_form, upload_fields, uploaded_value
 from web.routes.pages import page_context, panels
 from web.templating import render
 
@@ -196,9 +197,24 @@ async def channel_config(
     host = get_host()
     if channel not in host.channels:
         raise HTTPException(404, f"Unknown channel {channel!r}.")
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    values = parse_form(host.channels[channel].item.Config, form)
+    posted = await request.form()
+    form = {k: v for k, v in posted.items() if isinstance(v, str)}
+    config_model = host.channels[channel].item.Config
+    stored = plugins.public_config(session, principal.tenant, host, channel)
+    too_large = {}
+    for name, mode in upload_fields(config_model).items():
+        upload = posted.get(name)
+        data = await upload.read(MAX_UPLOAD + 1) if isinstance(upload, UploadFile) else b""
+        if len(data) > MAX_UPLOAD:
+            too_large[name] = f"The file is larger than {MAX_UPLOAD // 1000} KB: is it the right one?"
+        elif data:
+            form[name] = uploaded_value(data, mode)
+        elif name not in plugins.secret_fields(config_model) and stored.get(name):
+            form[name] = stored[name]  # no new file: keep the one saved (a blank secret keeps itself)
+    values = parse_form(config_model, form)
     try:
+        if too_large:
+            raise plugins.ConfigError(channel, too_large)
         plugins.save_channel_config(session, principal.tenant, host, channel, values)
     except plugins.ConfigError as exc:
         session.rollback()

@@ -63,18 +63,25 @@ class AppleWalletConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     certificate_p12: SecretStr | None = Field(
-        default=None, description="The Pass Type ID certificate and its private key (.p12), base64."
+        default=None,
+        description="The Pass Type ID certificate and its private key (.p12), base64.",
+        json_schema_extra={"upload": "base64"},
     )
     certificate_password: SecretStr | None = Field(default=None, description="The password of the .p12 file.")
     certificate_pem: str | None = Field(
-        default=None, description="Or: the Pass Type ID certificate as PEM (instead of the .p12)."
+        default=None,
+        description="Or: the Pass Type ID certificate as PEM (instead of the .p12).",
+        json_schema_extra={"upload": "text"},
     )
-    private_key_pem: SecretStr | None = Field(default=None, description="Its private key as PEM.")
+    private_key_pem: SecretStr | None = Field(
+        default=None, description="Its private key as PEM.", json_schema_extra={"upload": "text"}
+    )
     private_key_password: SecretStr | None = Field(
         default=None, description="The private key's password, if it is encrypted."
     )
     wwdr_certificate_pem: str = Field(
-        description="Apple's WWDR G4 intermediate certificate (AppleWWDRCAG4.cer), as PEM."
+        description="Apple's WWDR G4 intermediate certificate (AppleWWDRCAG4.cer), as PEM.",
+        json_schema_extra={"upload": "text"},
     )
     pass_type_identifier: str | None = Field(
         default=None,
@@ -91,7 +98,9 @@ class AppleWalletConfig(BaseModel):
         description="APNs address; empty for Apple's (https://api.push.apple.com). For a private gateway.",
     )
     apns_ca_pem: str | None = Field(
-        default=None, description="The CA that signs the APNs gateway's certificate, if not a public one."
+        default=None,
+        description="The CA that signs the APNs gateway's certificate, if not a public one.",
+        json_schema_extra={"upload": "text"},
     )
 
     @model_validator(mode="after")
