@@ -50,4 +50,6 @@ def register_jobs(register: Callable[[JobType], None]) -> None:
     register(JobType(key=loyalty.TICK, handler=loyalty.tick, every=loyalty.TICK_EVERY))
     register(JobType(key=loyalty.DAILY, handler=loyalty.expire_and_roll, every=loyalty.DAILY_EVERY))
     register(JobType(key=pass_marking.REFRESH, handler=pass_updates.refresh_passes))
-    register(JobType(key=pass_updates.EXPIRE, handler=pass_updates.expire_passes, every=pass_updates.EXPIRE_EVERY))
+    register(
+        JobType(key=pass_updates.EXPIRE, handler=pass_updates.expire_passes, every=pass_updates.EXPIRE_EVERY)
+    )

@@ -159,7 +159,9 @@ def program_starts(connection: Connection) -> list[Standing]:
         PROGRAM.c.status == ProgramStatus.active.value
     )
     return [
-        Standing(program_id=row.id, program_key=row.key, program_name=row.name, currency=row.currency, member=False)
+        Standing(
+            program_id=row.id, program_key=row.key, program_name=row.name, currency=row.currency, member=False
+        )
         for row in connection.execute(query.order_by(PROGRAM.c.id))
     ]
 

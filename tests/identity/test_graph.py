@@ -284,7 +284,9 @@ def test_resolving_one_raw_component_alone_gives_its_part_of_the_whole() -> None
 
 
 def test_rules_come_from_the_identifier_types() -> None:
-    assert CORE == Rules(unique_types=frozenset({"user_id"}), weak_types=frozenset({"anonymous_id", "pass_serial"}))
+    assert CORE == Rules(
+        unique_types=frozenset({"user_id"}), weak_types=frozenset({"anonymous_id", "pass_serial"})
+    )
     assert (CORE.rank("user_id"), CORE.rank("email"), CORE.rank("anonymous_id"), CORE.rank("unheard_of")) == (
         0,
         1,
