@@ -46,7 +46,12 @@ def mark_changed(session: Session, tenant_slug: str, profile_ids: Collection[str
     statement = dialect.insert(PASS_REFRESH).values(
         [{"profile_id": pid, "marked_at": now} for pid in holders]
     )
-    session.connection().execute(statement.on_conflict_do_nothing(index_elements=["profile_id"]))
+    # A mark already there gets this moment: a refresh job that read it before this change
+    # deletes only the marks it read (see core.passes.updates), so this one stays for its next round.
+    statement = statement.on_conflict_do_update(
+        index_elements=["profile_id"], set_={"marked_at": statement.excluded.marked_at}
+    )
+    session.connection().execute(statement)
     ensure_job(session, tenant_slug, REFRESH)
     return len(holders)
 

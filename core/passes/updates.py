@@ -45,13 +45,18 @@ def refresh_passes(tenant_slug: str, payload: dict[str, Any]) -> None:
     engine = tenant_engine(tenant.database)
     while True:
         with Session(engine, expire_on_commit=False) as session:
-            marked = [pid for (pid,) in session.connection().execute(
-                sa.select(PASS_REFRESH.c.profile_id).order_by(PASS_REFRESH.c.marked_at).limit(CHUNK))]  # fmt: skip
+            marks = [tuple(row) for row in session.connection().execute(
+                sa.select(PASS_REFRESH.c.profile_id, PASS_REFRESH.c.marked_at)
+                .order_by(PASS_REFRESH.c.marked_at).limit(CHUNK))]  # fmt: skip
+            marked = [pid for pid, _ in marks]
             changed = reissue_profiles(session, tenant, marked) if marked else []
-            if marked:
-                session.connection().execute(
-                    PASS_REFRESH.delete().where(PASS_REFRESH.c.profile_id.in_(marked))
-                )
+            if marks:
+                # Only the marks as read: a writer that marked a profile again meanwhile (points
+                # posted while its pass was rendered from the balance before) set a later time,
+                # and that mark stays for the next round. Deleting it would lose the change: the
+                # writer found this job running, so it queued no other.
+                key = sa.tuple_(PASS_REFRESH.c.profile_id, PASS_REFRESH.c.marked_at)
+                session.connection().execute(PASS_REFRESH.delete().where(key.in_(marks)))
             more = len(marked) == CHUNK or release_coalesced(session, REFRESH, _has_marked(session))
             session.commit()
         notify(tenant, changed)

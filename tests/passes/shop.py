@@ -129,3 +129,9 @@ def shop(installation: Any) -> Iterator[Shop]:
 def sqlite_shop(sqlite_installation: Any) -> Iterator[Shop]:
     """The shop on SQLite only."""
     yield from open_shop(sqlite_installation)
+
+
+@pytest.fixture
+def postgres_shop(postgres_installation: Any) -> Iterator[Shop]:
+    """The shop on PostgreSQL only (concurrent transactions)."""
+    yield from open_shop(postgres_installation)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import select
+import pytest
+from sqlmodel import Session, select
 
 from core.db.engines import control_session
-from core.passes import library
+from core.passes import library, updates
 from core.passes.issuing import Issued, issue
-from core.passes.models import PassRefresh, PassState
+from core.passes.marking import mark_changed_now
+from core.passes.models import PassRefresh, PassState, WalletPass
 from core.passes.updates import expired_now, void
 from core.passes.wallets import wallet_for
 from core.profiles.service import find_by_identifier
+from core.tenancy.models import Tenant
 from core.tenancy.tenants import get_tenant
 from tests.passes.shop import CHANNEL, TENANT, Shop
 
@@ -82,6 +85,38 @@ def test_points_posted_mark_the_holder_for_a_refresh_and_the_job_reissues(shop: 
     shop.run_jobs()
     held = shop.pass_of(ann)
     assert held is not None and held.shown["points"] == "30"
+    assert shop.session.exec(select(PassRefresh)).first() is None
+
+
+def test_points_posted_while_the_refresh_renders_are_not_lost(
+    postgres_shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Points posted (and the holder marked) while the refresh job renders the pass from the balance
+    before: the job deletes only the mark it read, so it renders the pass again. The writer found
+    the job running and queued no other, so a deleted mark would leave the pass behind."""
+    shop = postgres_shop
+    ann = shop.customer("ann")
+    wallet, _ = _wallet()
+    issue(shop.session, wallet, shop.template, [ann])
+    shop.session.commit()
+    shop.give(ann, 10)
+    mark_changed_now(TENANT, {ann})
+    render = updates.reissue_profiles
+    rounds: list[list[str]] = []
+
+    def posting_meanwhile(session: Session, tenant: Tenant, profile_ids: list[str]) -> list[WalletPass]:
+        changed = render(session, tenant, profile_ids)
+        rounds.append([row.shown["points"] for row in changed])
+        if len(rounds) == 1:  # another transaction, as the loyalty job posting a purchase's points
+            shop.give(ann, 5)
+            mark_changed_now(TENANT, {ann})
+        return changed
+
+    monkeypatch.setattr(updates, "reissue_profiles", posting_meanwhile)
+    shop.run_jobs()
+    assert rounds == [["10"], ["15"]]
+    held = shop.pass_of(ann)
+    assert held is not None and held.shown["points"] == "15"
     assert shop.session.exec(select(PassRefresh)).first() is None
 
 
