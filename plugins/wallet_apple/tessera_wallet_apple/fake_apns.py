@@ -212,6 +212,7 @@ def _serving(app: FastAPI, config: Config) -> Iterator[int]:
     port: int = listener.getsockname()[1]
     config.bind = [f"fd://{listener.detach()}"]  # hypercorn owns the socket from here
     config.keep_alive_max_requests = 2**31  # APNs keeps a connection for as long as it is used
+    config.keep_alive_timeout = 3600.0  # ... and open while idle, where hypercorn closes after 5 s
     config.graceful_timeout = 1.0
     config.accesslog = None
     config.errorlog = log
