@@ -1,6 +1,6 @@
 """Run the benchmarks and rewrite their sections of docs/benchmarks.md.
 
-scripts/bench [--runs N] [--only startup,ingest,processing,resolution,audiences,orchestration,loyalty]
+scripts/bench [--runs N] [--only startup,ingest,processing,resolution,audiences,orchestration,loyalty,passes]
               [--quick] [--backends ...]
 
 ``--quick`` is a smoke check of the harness (small sizes, one run; about a minute or two) and
@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import audiences, ingest, loyalty, orchestration, processing, resolution, startup
+from bench import audiences, ingest, loyalty, orchestration, passes, processing, resolution, startup
 from bench.config import Config, make_config
 from bench.installation import BACKENDS
 from bench.report import block, progress, write_section
@@ -29,6 +29,7 @@ SECTIONS: dict[str, Callable[[Config], list[str]]] = {
     audiences.NAME: audiences.run,
     orchestration.NAME: orchestration.run,
     loyalty.NAME: loyalty.run,
+    passes.NAME: passes.run,
 }
 
 SIZES = [  # option, Config field, type, help; the default is the field's
@@ -85,6 +86,9 @@ SIZES = [  # option, Config field, type, help; the default is the field's
         "loyalty: dramatiq queue prefetch per worker process (0: dramatiq's default)",
     ),
     ("--loyalty-timeout", "loyalty_timeout_s", float, "loyalty: give up a run after this many seconds"),
+    ("--pass-latency-customers", "pass_latency_customers", int, "passes: customers with a pass on a device"),
+    ("--pass-latency-purchases", "pass_latency_purchases", int, "passes: purchases timed to the APNs push"),
+    ("--pass-latency-interval", "pass_latency_interval_s", float, "passes: seconds between two purchases"),
 ]
 
 

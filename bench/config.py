@@ -49,6 +49,10 @@ class Config:
     loyalty_threads: int = 4  # per worker process (2), as ``tessera worker`` has by default
     loyalty_prefetch: int = 0  # dramatiq queue prefetch per worker process; 0: its default
     loyalty_timeout_s: float = 3600.0
+    # passes (PostgreSQL + Redis only): purchase event to APNs push, one purchase at a time
+    pass_latency_customers: int = 50  # each with a pass installed on one device
+    pass_latency_purchases: int = 300  # round-robin over the customers
+    pass_latency_interval_s: float = 0.15  # between two purchases
 
 
 QUICK: dict[str, Any] = {
@@ -68,6 +72,8 @@ QUICK: dict[str, Any] = {
     "loyalty_events": 20_000,
     "loyalty_profiles": 2_000,
     "loyalty_timeout_s": 600.0,
+    "pass_latency_customers": 10,
+    "pass_latency_purchases": 40,
 }
 
 

@@ -60,11 +60,12 @@ class Installation:
 
 @dataclass(frozen=True)
 class Tenant:
-    """A tenant made for a benchmark: its slug, ingestion write key and database URL."""
+    """A tenant made for a benchmark: its slug, ingestion write key, database URL and API token."""
 
     slug: str
     write_key: str
     database_url: str
+    api_token: str = ""  # for ``Authorization: Bearer`` on the JSON API
 
 
 def _sqlalchemy(url: str) -> str:
@@ -105,7 +106,8 @@ def create_tenant(inst: Installation, slug: str = "bench") -> Tenant:
                "--admin-password", "bench-password", "--json"]  # fmt: skip
     done = subprocess.run(command, env=inst.env, check=True, capture_output=True, text=True)
     created = json.loads(done.stdout)
-    return Tenant(slug, created["write_key"], inst.database_url(created["tenant"]["database"]))
+    database_url = inst.database_url(created["tenant"]["database"])
+    return Tenant(slug, created["write_key"], database_url, created.get("api_token", ""))
 
 
 def drop_databases(prefix: str) -> None:
