@@ -11,7 +11,6 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from core.passes.activity import record
@@ -106,21 +105,6 @@ def updated_since(session: Session, channel: str, device_id: str, since: str | N
         return Updated([], since or "")
     latest = max(_aware(at) for _, at in found)
     return Updated(sorted(serial for serial, _ in found), make_tag(latest))
-
-
-def registered_devices(session: Session, serial: str) -> list[PassRegistration]:
-    """The devices a pass is installed on."""
-    return list(session.exec(select(PassRegistration).where(PassRegistration.serial == serial)))
-
-
-def device_count(session: Session, serials: list[str]) -> int:
-    """How many device registrations these passes have."""
-    if not serials:
-        return 0
-    query = (
-        select(func.count()).select_from(PassRegistration).where(col(PassRegistration.serial).in_(serials))
-    )
-    return int(session.exec(query).one())
 
 
 def log_messages(session: Session, channel: str, messages: list[str]) -> int:
