@@ -20,6 +20,11 @@ class TenantModel(SQLModel, registry=registry()):
     """Base of tables that live in each tenant's own database."""
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time made timezone-aware: SQLite gives naive datetimes back, and every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC, as every timestamp column takes and returns it."""
     return datetime.now(UTC)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
+from core.db.base import as_utc
 from core.passes.activity import record
 from core.passes.models import DeviceLog, PassActivityKind, PassRegistration, WalletPass
 
@@ -103,7 +104,7 @@ def updated_since(session: Session, channel: str, device_id: str, since: str | N
     found = list(session.exec(query))
     if not found:
         return Updated([], since or "")
-    latest = max(_aware(at) for _, at in found)
+    latest = max(as_utc(at) for _, at in found)
     return Updated(sorted(serial for serial, _ in found), make_tag(latest))
 
 
@@ -116,7 +117,7 @@ def log_messages(session: Session, channel: str, messages: list[str]) -> int:
 
 def make_tag(moment: datetime) -> str:
     """The opaque update tag a device echoes back: the moment in microseconds since the epoch."""
-    return str(int(_aware(moment).timestamp() * 1_000_000))
+    return str(int(as_utc(moment).timestamp() * 1_000_000))
 
 
 def read_tag(tag: str | None) -> datetime | None:
@@ -124,8 +125,3 @@ def read_tag(tag: str | None) -> datetime | None:
     if not tag or not tag.isdigit() or len(tag) > 20:
         return None
     return datetime.fromtimestamp(int(tag) / 1_000_000, UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite gives naive datetimes back; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from core.db.base import utcnow
+from core.db.base import as_utc, utcnow
 from core.passes.activity import record
 from core.passes.context import pass_contexts
 from core.passes.contract import RenderedPass
@@ -141,8 +141,7 @@ def _keep(
         row.updated_at = next_version_time(row.updated_at, now)
         record(session, row, PassActivityKind.updated, now, {"announced": announced} if announced else None)
     # Unchanged, the pass keeps its Last-Modified, so devices are not told anything.
-    moment = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
-    rendered = rendered.model_copy(update={"updated_at": moment})
+    rendered = rendered.model_copy(update={"updated_at": as_utc(row.updated_at)})
     row.content_hash, row.shown = digest, shown
     session.add(row)
     return Issued(row, rendered, new=new, changed=changed, announced=announced)
@@ -159,9 +158,7 @@ def next_version_time(previous: datetime, now: datetime) -> datetime:
     Two versions within one second would share a Last-Modified, and a device holding the first
     would be told (304) that it has the second.
     """
-    if previous.tzinfo is None:
-        previous = previous.replace(tzinfo=UTC)
-    return max(whole_second(now), whole_second(previous) + timedelta(seconds=1))
+    return max(whole_second(now), whole_second(as_utc(previous)) + timedelta(seconds=1))
 
 
 def pass_by_serial(session: Session, serial: str) -> WalletPass | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlmodel import Session, select
 
@@ -103,8 +103,7 @@ class PassRegistry:
             built = wallet.channel.build_pass(wallet.ctx, rendered)
             record(session, row, PassActivityKind.downloaded, detail={"by": "device"})
             session.commit()
-            moment = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
-        return LatestPass(built, moment)
+        return LatestPass(built, rendered.updated_at)
 
     def deliver(self, messages: list[OutboundMessage]) -> list[DeliveryResult]:
         """Issue (or re-issue) the pass each message names for its profile: sending on a wallet channel.

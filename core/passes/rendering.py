@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from core.db.base import as_utc
 from core.messages.personalization import MessageTemplate, MissingValue, TemplateInvalid, render
 from core.passes.contract import PassBarcode, PassBeacon, PassField, PassLocation, RenderedPass
 from core.passes.design import UNTRANSLATED, PassDesign
@@ -179,7 +180,7 @@ def _date(text: str | None, tid: str, problems: list[Problem]) -> datetime | Non
             Problem(tid, f"{text.strip()!r} is not a date and time like 2026-12-24T18:00:00+01:00")
         )
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(moment)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
