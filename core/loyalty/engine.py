@@ -258,7 +258,7 @@ def _after_commit(tenant: Tenant, enabled: set[str], changed: set[str]) -> None:
         follow_internal_events(Runtime.of(tenant, enabled))  # journeys triggered by loyalty events
     except Exception:
         log.exception("segments or journeys could not follow loyalty changes of %s", tenant.slug)
-    events.tell_plugins(tenant.slug, changed)
+    events.tell_plugins(tenant.slug, changed, passes_marked=True)  # marked with the chunk
 
 
 def has_programs(session: Session) -> bool:

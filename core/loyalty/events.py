@@ -119,11 +119,22 @@ def record(session: Session, program: LoyaltyProgram, posted: Posted) -> None:
     emit(session, posted_events(session, program, posted))
 
 
-def tell_plugins(tenant_slug: str, profile_ids: Collection[str], changed: list[str] | None = None) -> None:
-    """Tell listening plugins that these profiles' loyalty changed (after commit; never raises)."""
+def tell_plugins(
+    tenant_slug: str,
+    profile_ids: Collection[str],
+    changed: list[str] | None = None,
+    *,
+    passes_marked: bool = False,
+) -> None:
+    """Tell listening plugins that these profiles' loyalty changed (after commit; never raises).
+
+    Wallet passes showing points, tiers or coupons are marked for re-issue too, unless the caller
+    already marked them in its own transaction (``passes_marked``).
+    """
     if not profile_ids:
         return
-    mark_changed_now(tenant_slug, profile_ids)  # passes showing points, tiers or coupons follow
+    if not passes_marked:
+        mark_changed_now(tenant_slug, profile_ids)
     try:
         host = get_host()
         with control_session() as control:
