@@ -32,7 +32,10 @@ from tests.fakes.provider import FakeProvider
 from tests.support import PASSWORD
 
 POSTGRES_SERVER = os.environ.get("TESSERA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-REDIS_SERVER = os.environ.get("TESSERA_TEST_REDIS", "redis://127.0.0.1:6379/15")
+# pytest-xdist runs the suite in several processes: each gets a Redis database of its own (14 is
+# the benchmarks'), since some tests empty theirs.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_SERVER = os.environ.get("TESSERA_TEST_REDIS", f"redis://127.0.0.1:6379/{15 - 2 * _WORKER}")
 
 
 @dataclass

@@ -52,14 +52,17 @@ def free_port() -> int:
 def serving(env: dict[str, str], log: Path) -> Iterator[str]:
     """Run `tessera serve` on a free port with ``env`` until healthy; yields its base URL.
 
-    Output goes to ``log`` (a file, not a pipe nobody reads, which could fill and block).
+    The server's public URL is that base URL (unless ``env`` says otherwise), so the links it makes
+    and the sandboxes its plugins call lead back to it. Output goes to ``log`` (a file, not a pipe
+    nobody reads, which could fill and block).
     """
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     tessera = str(Path(sys.executable).with_name("tessera"))
     with open(log, "wb") as output:
-        process = subprocess.Popen([tessera, "serve", "--port", str(port)], env={**os.environ, **env},
+        process = subprocess.Popen([tessera, "serve", "--port", str(port)],
+                                   env={**os.environ, "TESSERA_PUBLIC_URL": base, **env},
                                    stdout=output, stderr=output)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
             if process.poll() is not None:

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, _IncludedRouter
+from starlette.routing import BaseRoute
 
 # Public on purpose: signing in, health, docs, static files, plugin-facing endpoints that do their
 # own authentication (provider signatures, sandbox auth) behind a per-tenant enablement check,
@@ -23,14 +24,15 @@ class UnguardedRouteError(RuntimeError):
     """A route was added without a permission: the app refuses to start."""
 
 
-def _endpoints(app: FastAPI) -> Iterator[tuple[str, Dependant]]:
-    for route in app.routes:
+def _endpoints(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Dependant]]:
+    for route in routes:
         if isinstance(route, APIRoute):
-            yield route.path, route.dependant
-        elif hasattr(route, "effective_route_contexts"):
-            # FastAPI >= 0.16x keeps an included router as one entry that expands to its routes.
-            for context in route.effective_route_contexts():
-                yield context.path, context.dependant
+            yield prefix + route.path, route.dependant
+        elif isinstance(route, _IncludedRouter):
+            # FastAPI >= 0.16x keeps an included router as one entry. Its own routes were built once
+            # at import; asking the entry for its expanded routes would build them again per app.
+            # Dependencies given at include time (plugin enablement) are never permissions.
+            yield from _endpoints(route.original_router.routes, prefix + route.include_context.prefix)
 
 
 def _permissions(dependant: Dependant) -> set[str]:
@@ -49,7 +51,7 @@ def check_routes_guarded(app: FastAPI) -> None:
     """Raise if a non-public route requires no permission."""
     unguarded = [
         path
-        for path, dependant in _endpoints(app)
+        for path, dependant in _endpoints(app.routes)
         if path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES) and not _permissions(dependant)
     ]
     if unguarded:

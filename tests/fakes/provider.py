@@ -29,6 +29,8 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,8 @@ class ProviderState:
         self.api_key = api_key
         self.latency_ms = latency_ms
         self._lock = threading.Lock()
+        # Requests being answered right now, and the most there ever were: how concurrent senders were.
+        self.in_flight = self.most_in_flight = 0
         self.reset()
 
     # --- scripting ---------------------------------------------------------------------------
@@ -302,8 +306,13 @@ def make_provider_app(state: ProviderState) -> Starlette:
         reply = state.receive(
             request.headers.get("authorization"), request.headers.get("idempotency-key"), raw
         )
-        if state.latency_ms > 0:
-            await asyncio.sleep(state.latency_ms / 1000)
+        state.in_flight += 1  # the event loop runs one handler at a time: no lock needed
+        state.most_in_flight = max(state.most_in_flight, state.in_flight)
+        try:
+            if state.latency_ms > 0:
+                await asyncio.sleep(state.latency_ms / 1000)
+        finally:
+            state.in_flight -= 1
         return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
     async def recorded(request: Request) -> JSONResponse:
@@ -352,6 +361,25 @@ def _server(app: Starlette) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+@contextmanager
+def serving_app(app: Any) -> Iterator[str]:
+    """Serve an ASGI app on a free port of 127.0.0.1 from a background thread; yields its base URL."""
+    sock = _listen("127.0.0.1", 0)
+    server = _server(app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="served-app", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("The app did not start serving.")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 class FakeProvider(ProviderState):
     """The provider with its app, optionally served over HTTP on 127.0.0.1 from a background thread.
 
@@ -363,31 +391,19 @@ class FakeProvider(ProviderState):
         super().__init__(api_key=api_key, latency_ms=latency_ms)
         self.app = make_provider_app(self)
         self.url: str | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: ExitStack | None = None
 
     def start(self) -> FakeProvider:
         """Serve on a free port of 127.0.0.1; ``url`` is set once it accepts connections."""
-        sock = _listen("127.0.0.1", 0)
-        self._server = _server(self.app)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-provider", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("The fake provider did not start.")
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._serving = ExitStack()
+        self.url = self._serving.enter_context(serving_app(self.app))
         return self
 
     def stop(self) -> None:
         """Stop serving (records stay readable)."""
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        if self._serving is not None:
+            self._serving.close()
+        self._serving = None
 
     def __enter__(self) -> FakeProvider:
         return self.start()
