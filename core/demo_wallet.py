@@ -28,6 +28,7 @@ from core.tenancy.plugin_settings import channel_config, save_channel_config, se
 
 log = logging.getLogger(__name__)
 TEMPLATE_KEY = "club_card"
+GOOGLE_TEMPLATE_KEY = "club_card_google"  # the same card in Google Wallet
 ISSUED_TO = 12
 STORES = (
     ("Tessera Paris Marais", 48.8590, 2.3620, "12 rue des Archives, Paris", "Show your card at the till"),
@@ -50,6 +51,15 @@ def seed_demo_wallet(tenant: Tenant) -> None:
                                              channel="wallet_apple", design=_design(session), by="demo")  # fmt: skip
             session.commit()
         _issue_to_first_customers(session, tenant, template)
+        if "wallet_google" not in ready:
+            return
+        google = session.exec(select(PassTemplate).where(PassTemplate.key == GOOGLE_TEMPLATE_KEY)).first()
+        if google is None:
+            google = library.save_template(session, key=GOOGLE_TEMPLATE_KEY, name="Tessera Club card (Google)",
+                                           channel="wallet_google", design=template.design, by="demo")  # fmt: skip
+            session.commit()
+        # Issued here, put at Google when first opened or changed: the save link carries the whole pass.
+        _issue_to_first_customers(session, tenant, google)
 
 
 def _configure_sandboxed_wallets(tenant: Tenant) -> set[str]:

@@ -7,13 +7,14 @@ core. The hooks themselves are specified, with their docstrings, in :mod:`core.h
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pluggy
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.passes.contract import (
     PassBarcode,
@@ -21,10 +22,43 @@ from core.passes.contract import (
     PassField,
     PassFile,
     PassLocation,
+    PassUpdate,
     RenderedPass,
 )
 
-__all__ = ["PassBarcode", "PassBeacon", "PassField", "PassFile", "PassLocation", "RenderedPass"]
+if TYPE_CHECKING:
+    from core.passes.barcodes import CODE128_HEIGHT, BarcodeMatrix, barcode_image, barcode_matrix, barcode_svg
+
+__all__ = [
+    "CODE128_HEIGHT",
+    "BarcodeMatrix",
+    "PassBarcode",
+    "PassBeacon",
+    "PassField",
+    "PassFile",
+    "PassLocation",
+    "PassUpdate",
+    "RenderedPass",
+    "barcode_image",
+    "barcode_matrix",
+    "barcode_svg",
+]
+
+# Pass previews' barcodes (core.passes.barcodes), loaded on first use: their encoding libraries and
+# Pillow are slow to import, and most importers of this API (workers, the CLI) never draw a code.
+_BARCODE_NAMES = frozenset(
+    {"CODE128_HEIGHT", "BarcodeMatrix", "barcode_image", "barcode_matrix", "barcode_svg"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The barcode helpers of pass previews, imported when first asked for."""
+    if name in _BARCODE_NAMES:
+        from core.passes import barcodes
+
+        return getattr(barcodes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PROJECT = "tessera"
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -256,7 +290,18 @@ class WalletChannel(Channel):
     issued passes and device registrations, and serves download links; the wallet plugin packages,
     signs, previews and pushes. ``update`` and ``revoke`` are driven by the core through these
     methods, so a wallet plugin overrides these rather than ``deliver``.
+
+    Two kinds of wallet: a *device* wallet (Apple) downloads a file and is told of changes by push
+    (``build_pass``, ``notify_devices``); a *hosted* wallet (Google, ``hosted = True``) keeps the
+    passes at its provider, which the core keeps current through ``publish_passes``, and is
+    saved from ``save_url``.
     """
+
+    hosted: ClassVar[bool] = False
+
+    def new_serial(self, ctx: ChannelContext) -> str:
+        """A fresh, unguessable serial for a new pass, in the form this wallet needs."""
+        return secrets.token_hex(12)
 
     def deliver(self, ctx: ChannelContext, batch: list[OutboundMessage]) -> list[DeliveryResult]:
         """Issue or re-issue each message's pass (``{"pass_template": key, "notice": ...}``) to its profile."""
@@ -280,6 +325,18 @@ class WalletChannel(Channel):
         """
         raise ChannelNotImplemented(self.key, "notify devices")
 
+    def publish_passes(self, ctx: ChannelContext, updates: list[PassUpdate]) -> dict[str, str]:
+        """Hosted wallets: create or update these passes at the provider (state, content, messages).
+
+        Returns the serials that could not be published, each with its reason; raise a
+        ``DeliveryError`` when none could (the provider is down, the credentials are refused).
+        """
+        raise ChannelNotImplemented(self.key, "publish passes")
+
+    def save_url(self, ctx: ChannelContext, rendered: RenderedPass) -> str | None:
+        """Hosted wallets: the link that saves this pass into the customer's wallet, or None."""
+        return None
+
     def preview_pass(self, rendered: RenderedPass, language: str) -> Preview:
         """The pass front and back as HTML (and a PNG snapshot), its texts in ``language``."""
         raise ChannelNotImplemented(self.key, "preview passes")
@@ -291,6 +348,17 @@ class WalletChannel(Channel):
     def web_service_url(self, ctx: ChannelContext) -> str | None:
         """Where devices fetch updates of this tenant's passes (put in each pass), or None."""
         return None
+
+
+class PassSend(BaseModel):
+    """A send on a wallet channel: which pass template to issue (by key), and a notice to put on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pass_template: str = Field(min_length=1, max_length=60, description="The key of a pass template.")
+    notice: str | None = Field(
+        default=None, max_length=500, description="Shown on the lock screen of phones holding the pass."
+    )
 
 
 def pass_registry(tenant: str, channel: str) -> Any:

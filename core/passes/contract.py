@@ -98,10 +98,28 @@ class RenderedPass(_Frozen):
     locations: tuple[PassLocation, ...] = ()
     beacons: tuple[PassBeacon, ...] = ()
     images: dict[ImageKind, dict[int, bytes]] = {}
+    # Public addresses of the same images (@2x), for wallets that fetch images themselves (Google).
+    image_urls: dict[ImageKind, str] = {}
+    # The template's key: one pass class per template in wallets that have classes (Google).
+    template_key: str = ""
+    # The template's settings for this pass's wallet (e.g. Google's pass kind), as the editor saved them.
+    wallet_settings: dict[str, str] = {}
     language: str = "en"
     translations: dict[str, dict[str, str]] = {}
     voided: bool = False
     updated_at: datetime
+
+
+class PassUpdate(_Frozen):
+    """A pass to put at a wallet that keeps passes itself (Google): its content and what to announce.
+
+    ``new``: never put there before. ``announcements``: the lock-screen texts this version
+    deserves (a changed field's change message, a notice), in the pass's default language.
+    """
+
+    rendered: RenderedPass
+    new: bool = False
+    announcements: tuple[str, ...] = ()
 
 
 class PassFile(_Frozen):

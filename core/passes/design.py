@@ -104,6 +104,8 @@ class PassDesign(_Strict):
     images: dict[ImageKind, int] = {}
     language: str = "en"
     translations: dict[str, dict[str, str]] = {}
+    # Per wallet channel, its own settings where the wallets' concepts differ (Google's pass kind).
+    wallet_settings: dict[str, dict[str, str]] = {}
 
     @field_validator("foreground_color", "background_color", "label_color")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -19,6 +19,7 @@ from core.passes.activity import record
 from core.passes.context import pass_contexts
 from core.passes.contract import RenderedPass
 from core.passes.design import PassDesign
+from core.passes.links import image_url
 from core.passes.models import PassActivityKind, PassImage, PassState, PassTemplate, Store, WalletPass
 from core.passes.rendering import Materials, PassIdentity, content_hash, render_pass
 from core.passes.wallets import Wallet
@@ -58,9 +59,15 @@ def materials_of(session: Session, template: PassTemplate) -> Materials:
     return materials_for(session, PassDesign.model_validate(template.design))
 
 
-def new_serial() -> str:
-    """A fresh, unguessable pass serial number."""
-    return secrets.token_hex(12)
+def addressed(materials: Materials, tenant: str, key: str, channel: str) -> Materials:
+    """The materials as one tenant's template (``key``, on ``channel``) issues them: its key, its
+    settings for that wallet and the public links of its images."""
+    return replace(
+        materials,
+        template_key=key,
+        wallet_settings=materials.design.wallet_settings.get(channel, {}),
+        image_urls={kind: image_url(tenant, image_id) for kind, image_id in materials.image_ids.items()},
+    )
 
 
 def issue(
@@ -80,7 +87,9 @@ def issue(
     """
     assert template.id is not None
     now = now or utcnow()
-    materials = materials or materials_of(session, template)
+    materials = addressed(
+        materials or materials_of(session, template), wallet.ctx.tenant, template.key, template.channel
+    )
     ids = list(dict.fromkeys(profile_ids))
     contexts = pass_contexts(session.connection(), ids)
     query = select(WalletPass).where(
@@ -98,7 +107,7 @@ def issue(
         new = row is None
         if row is None:
             row = WalletPass(
-                serial=new_serial(), channel=template.channel, template_id=template.id, profile_id=profile_id,
+                serial=wallet.channel.new_serial(wallet.ctx), channel=template.channel, template_id=template.id, profile_id=profile_id,
                 authentication_token=secrets.token_urlsafe(24), issued_at=now, updated_at=whole_second(now),
             )  # fmt: skip
         identity = PassIdentity(

@@ -51,6 +51,26 @@ def read_link(tenant: str, token: str) -> PassLink | None:
     return PassLink(int(template), profile_id)
 
 
+def _image_signature(tenant: str, image_id: int) -> str:
+    key = get_settings().resolved_secret_key().encode()
+    digest = hmac.new(key, f"pass-image:{tenant}:{image_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:9]).decode()
+
+
+def image_url(tenant: str, image_id: int) -> str:
+    """The public address of a pass image (@2x PNG), for wallets that fetch images themselves."""
+    base = get_settings().public_url.rstrip("/")
+    return f"{base}/w/{tenant}/image/{image_id}-{_image_signature(tenant, image_id)}.png"
+
+
+def read_image_name(tenant: str, name: str) -> int | None:
+    """The image id a public image name (``<id>-<signature>``) of this tenant points at, or None."""
+    image_id, _, signature = name.partition("-")
+    if not image_id.isdigit() or not hmac.compare_digest(_image_signature(tenant, int(image_id)), signature):
+        return None
+    return int(image_id)
+
+
 def landing_url(tenant: str, template_id: int, profile_id: str) -> str:
     """The public page offering the pass to its owner (the right button for their phone)."""
     base = get_settings().public_url.rstrip("/")

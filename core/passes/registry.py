@@ -15,13 +15,16 @@ from sqlmodel import Session, select
 from core.db.engines import control_session, tenant_engine
 from core.passes import devices
 from core.passes.activity import record
-from core.passes.issuing import current, issue
+from core.passes.issuing import Issued, current, issue
 from core.passes.models import PassActivityKind, PassState, PassTemplate, WalletPass
 from core.passes.updates import notify
 from core.passes.wallets import WalletUnavailable, wallet_for
 from core.plugin_api import DeliveryResult, DeliveryStatus, OutboundMessage, PassFile
 from core.tenancy.models import Tenant
 from core.tenancy.tenants import get_tenant
+
+# A hosted wallet does not say which phone holds a pass: one registration stands for "saved".
+HOSTED = "wallet"
 
 
 class Registration(enum.StrEnum):
@@ -82,6 +85,30 @@ class PassRegistry:
             session.commit()
         return Registration.removed if removed else Registration.unknown
 
+    def saved(self, serial: str, saved: bool) -> Registration:
+        """A hosted wallet reports that a customer saved this pass (or deleted it): installed or removed.
+
+        Reports come again (providers retry): a pass already saved, or already gone, is left as it is.
+        """
+        with Session(self._engine, expire_on_commit=False) as session:
+            row = session.exec(
+                select(WalletPass).where(WalletPass.serial == serial, WalletPass.channel == self._channel)
+            ).first()
+            if row is None:
+                return Registration.unknown
+            if saved:
+                outcome = (
+                    Registration.created
+                    if devices.register(session, row, HOSTED, "")
+                    else Registration.exists
+                )
+            else:
+                outcome = (
+                    Registration.removed if devices.unregister(session, row, HOSTED) else Registration.unknown
+                )
+            session.commit()
+        return outcome
+
     def updated_since(self, device_id: str, tag: str | None) -> devices.Updated:
         """The serials on this device whose pass changed after ``tag``, and the next tag."""
         with Session(self._engine) as session:
@@ -113,7 +140,7 @@ class PassRegistry:
         holding a pass that changed are told once the issue is committed.
         """
         results: list[DeliveryResult] = []
-        changed: list[WalletPass] = []
+        changed: list[Issued] = []
         with Session(self._engine, expire_on_commit=False) as session:
             wallet = wallet_for(self._tenant, self._channel)
             by_key = {
@@ -135,8 +162,8 @@ class PassRegistry:
                     detail = "; ".join(f"{p.field}: {p.message}" for p in outcome)
                     results.append(_failed(message, "invalid_pass", detail))
                     continue
-                if outcome.changed:
-                    changed.append(outcome.wallet_pass)
+                if outcome.changed or outcome.new:
+                    changed.append(outcome)
                 results.append(DeliveryResult(delivery_id=message.delivery_id, status=DeliveryStatus.sent,
                                               provider_id=outcome.wallet_pass.serial))  # fmt: skip
             session.commit()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,10 @@ class Materials:
     images: dict[str, dict[int, bytes]]
     image_ids: dict[str, int]
     locations: tuple[PassLocation, ...]
+    # Set per template and tenant by the issuer (:func:`core.passes.issuing.addressed`).
+    template_key: str = ""
+    wallet_settings: dict[str, str] = field(default_factory=dict)
+    image_urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, design: PassDesign, images: list[PassImage], stores: list[Store]) -> Materials:
@@ -140,6 +144,9 @@ def render_pass(
         locations=materials.locations,
         beacons=beacons,
         images=materials.images,  # type: ignore[arg-type]
+        image_urls=materials.image_urls,  # type: ignore[arg-type]
+        template_key=materials.template_key,
+        wallet_settings=materials.wallet_settings,
         language=design.language,
         translations=_translations(default, texts, design.language),
         voided=identity.voided,

@@ -23,11 +23,11 @@ from core.db.base import utcnow
 from core.db.engines import control_session, tenant_engine
 from core.passes.activity import record
 from core.passes.devices import drop_push_tokens
-from core.passes.issuing import Issued, issue, next_version_time
+from core.passes.issuing import Issued, current, issue, next_version_time
 from core.passes.marking import PASS_REFRESH, REFRESH
 from core.passes.models import PassActivityKind, PassRegistration, PassState, PassTemplate, WalletPass
 from core.passes.wallets import Wallet, WalletUnavailable, wallet_for
-from core.plugin_api import DeliveryError
+from core.plugin_api import DeliveryError, PassUpdate
 from core.queue.outbox import release_coalesced
 from core.tenancy.models import Tenant
 from core.tenancy.tenants import get_tenant
@@ -71,7 +71,7 @@ def _has_marked(session: Session) -> Any:
     return more
 
 
-def reissue_profiles(session: Session, tenant: Tenant, profile_ids: list[str]) -> list[WalletPass]:
+def reissue_profiles(session: Session, tenant: Tenant, profile_ids: list[str]) -> list[Issued]:
     """Re-render the live passes of these profiles; the passes whose content changed."""
     rows = session.exec(
         select(WalletPass).where(
@@ -81,11 +81,9 @@ def reissue_profiles(session: Session, tenant: Tenant, profile_ids: list[str]) -
     by_template: defaultdict[int, list[str]] = defaultdict(list)
     for row in rows:
         by_template[row.template_id].append(row.profile_id)
-    changed: list[WalletPass] = []
+    changed: list[Issued] = []
     for template_id, holders in by_template.items():
-        changed += [
-            issued.wallet_pass for issued in reissue(session, tenant, template_id, holders) if issued.changed
-        ]
+        changed += [issued for issued in reissue(session, tenant, template_id, holders) if issued.changed]
     return changed
 
 
@@ -118,25 +116,81 @@ def reissue(session: Session, tenant: Tenant, template_id: int, profile_ids: lis
     return issued
 
 
-def notify(tenant: Tenant, passes: Iterable[WalletPass]) -> int:
-    """Tell the devices holding these passes that they changed; how many pushes were sent."""
-    by_channel: defaultdict[str, list[WalletPass]] = defaultdict(list)
-    for row in passes:
-        by_channel[row.channel].append(row)
+def notify(tenant: Tenant, passes: Iterable[WalletPass | Issued]) -> int:
+    """Carry new, changed, voided or expired passes to their wallets, after the issuer committed.
+
+    Device wallets (Apple): the devices holding a changed pass are told to fetch it. Hosted
+    wallets (Google): the pass is created or updated at the provider, with its announcements.
+    Returns how many pushes or updates went out.
+    """
+    by_channel: defaultdict[str, list[WalletPass | Issued]] = defaultdict(list)
+    for item in passes:
+        by_channel[_row(item).channel].append(item)
     if not by_channel:
         return 0
     sent = 0
     engine = tenant_engine(tenant.database)
-    for channel_key, rows in by_channel.items():
+    for channel_key, items in by_channel.items():
         try:
             wallet = wallet_for(tenant, channel_key)
         except WalletUnavailable as exc:
-            log.warning("devices not told of pass changes: %s", exc)
+            log.warning("pass changes not carried to the wallet: %s", exc)
             continue
         with Session(engine, expire_on_commit=False) as session:
-            sent += _push(session, wallet, rows)
+            if wallet.channel.hosted:
+                sent += _publish(session, wallet, items)
+            else:
+                sent += _push(session, wallet, [_row(item) for item in items])
             session.commit()
     return sent
+
+
+def _row(item: WalletPass | Issued) -> WalletPass:
+    return item.wallet_pass if isinstance(item, Issued) else item
+
+
+def _publish(session: Session, wallet: Wallet, items: list[WalletPass | Issued]) -> int:
+    """Put passes at a hosted wallet; each is recorded as pushed (and notified) or failed."""
+    updates: list[PassUpdate] = []
+    rows: dict[str, WalletPass] = {}
+    for item in items:
+        row = _row(item)
+        if isinstance(item, Issued):
+            rendered, new, announced = item.rendered, item.new, item.announced
+        else:  # voided, expired or merged: what it shows now
+            outcome = current(session, wallet, row)
+            if isinstance(outcome, list):
+                record(
+                    session,
+                    row,
+                    PassActivityKind.failed,
+                    detail={"problems": [p.message for p in outcome][:5]},
+                )
+                continue
+            rendered, new, announced = outcome, False, []
+        texts = tuple(
+            f.change_message.replace("%@", f.value)
+            for f in rendered.fields
+            if f.key in announced and f.change_message
+        )
+        updates.append(PassUpdate(rendered=rendered, new=new, announcements=texts))
+        rows[row.serial] = row
+    if not updates:
+        return 0
+    try:
+        failed = wallet.channel.publish_passes(wallet.ctx, updates)
+    except DeliveryError as exc:
+        log.warning("publishing passes failed (%s): %s", exc.reason_code, exc)
+        failed = dict.fromkeys(rows, f"{exc.reason_code}: {exc}")
+    for update in updates:
+        row = rows[update.rendered.serial]
+        if update.rendered.serial in failed:
+            record(session, row, PassActivityKind.failed, detail={"publish": failed[row.serial][:300]})
+            continue
+        record(session, row, PassActivityKind.pushed, detail={"published": True})
+        if update.announcements:
+            record(session, row, PassActivityKind.notified, detail={"texts": list(update.announcements)})
+    return len(updates) - len(failed)
 
 
 def _push(session: Session, wallet: Wallet, rows: list[WalletPass]) -> int:

@@ -12,7 +12,7 @@ from core.db.engines import control_session
 from core.passes import library, updates
 from core.passes.issuing import Issued, issue
 from core.passes.marking import mark_changed_now
-from core.passes.models import PassRefresh, PassState, WalletPass
+from core.passes.models import PassRefresh, PassState
 from core.passes.updates import expired_now, void
 from core.passes.wallets import wallet_for
 from core.profiles.service import find_by_identifier
@@ -104,9 +104,9 @@ def test_points_posted_while_the_refresh_renders_are_not_lost(
     render = updates.reissue_profiles
     rounds: list[list[str]] = []
 
-    def posting_meanwhile(session: Session, tenant: Tenant, profile_ids: list[str]) -> list[WalletPass]:
+    def posting_meanwhile(session: Session, tenant: Tenant, profile_ids: list[str]) -> list[Issued]:
         changed = render(session, tenant, profile_ids)
-        rounds.append([row.shown["points"] for row in changed])
+        rounds.append([issued.wallet_pass.shown["points"] for issued in changed])
         if len(rounds) == 1:  # another transaction, as the loyalty job posting a purchase's points
             shop.give(ann, 5)
             mark_changed_now(TENANT, {ann})

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import segno
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
 from core.db.engines import control_session, tenant_session
 from core.passes.activity import record
 from core.passes.issuing import Issued, issue
-from core.passes.links import PassLink, landing_url, read_link
-from core.passes.models import PassActivityKind, PassState, PassTemplate
+from core.passes.links import PassLink, landing_url, read_image_name, read_link
+from core.passes.models import PassActivityKind, PassImage, PassState, PassTemplate
 from core.passes.updates import notify
 from core.passes.wallets import Wallet, WalletUnavailable, wallet_for
 from core.profiles.service import ProfileNotFound, get_profile
@@ -105,9 +105,32 @@ def _visit(tenant_slug: str, token: str, kind: PassActivityKind) -> tuple[_Found
         outcome = _issued(session, found)
         record(session, outcome.wallet_pass, kind)
         session.commit()
-    if outcome.changed:
-        notify(found.tenant, [outcome.wallet_pass])
+    if outcome.changed or outcome.new:
+        notify(found.tenant, [outcome])
     return found, outcome
+
+
+@router.get("/w/{tenant}/image/{name}.png")
+async def pass_image(request: Request, tenant: str, name: str) -> Response:
+    """A pass template's image (@2x), for wallets that fetch images from us (Google)."""
+    found = await run_in_threadpool(_image, tenant, name)
+    if found is None:
+        return _error(request, _Gone(404, "Not found", "There is no such image."))
+    return Response(found, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def _image(tenant_slug: str, name: str) -> bytes | None:
+    image_id = read_image_name(tenant_slug, name)
+    if image_id is None:
+        return None
+    with control_session() as control:
+        try:
+            tenant = get_tenant(control, tenant_slug)
+        except NotFound:
+            return None
+    with tenant_session(tenant.database) as session:
+        image = session.get(PassImage, image_id)
+        return image.png_2x if image is not None else None
 
 
 @router.get("/w/{tenant}/{token}")
@@ -146,10 +169,16 @@ async def landing(request: Request, tenant: str, token: str) -> Response:
 
 @router.get("/w/{tenant}/{token}/pass")
 async def download(request: Request, tenant: str, token: str) -> Response:
-    """The signed pass file itself (counted as a download)."""
+    """The signed pass file itself, or for a hosted wallet its save page (counted as a download)."""
     try:
         found, outcome = await run_in_threadpool(_visit, tenant, token, PassActivityKind.downloaded)
-        built = await run_in_threadpool(found.wallet.channel.build_pass, found.wallet.ctx, outcome.rendered)
+        channel, ctx = found.wallet.channel, found.wallet.ctx
+        if channel.hosted:
+            save = await run_in_threadpool(channel.save_url, ctx, outcome.rendered)
+            if save is None:
+                raise _Gone(503, "Pass not available right now", "Please try again later.")
+            return RedirectResponse(save, status_code=303, headers={"Cache-Control": "no-store"})
+        built = await run_in_threadpool(channel.build_pass, ctx, outcome.rendered)
     except _Gone as gone:
         return _error(request, gone)
     headers = {"Content-Disposition": f'attachment; filename="{built.filename}"', "Cache-Control": "no-store"}

@@ -22,7 +22,7 @@ from core.passes.links import download_url, landing_url, qr_url
 from core.passes.models import PassActivity, PassActivityKind, PassTemplate, WalletPass
 from core.passes.report import activity_counts
 from core.passes.updates import notify, void
-from core.passes.wallets import WalletUnavailable, wallet_for
+from core.passes.wallets import WalletUnavailable, wallet_channels, wallet_for
 from core.profiles.service import ProfileNotFound, get_profile
 from core.tenancy.roles import Permission
 from web.auditing import audit_change
@@ -70,8 +70,12 @@ def template_json(template: PassTemplate, counts: dict[str, int] | None = None) 
 
 
 def pass_json(tenant: str, row: WalletPass) -> dict[str, Any]:
-    """An issued pass as the API shows it, with its public links."""
-    return {
+    """An issued pass as the API shows it, with its public links.
+
+    A pass of a hosted wallet (Google) also has ``save_url``: the same signed link, which sends
+    the customer on to the wallet's save page with a freshly signed save token.
+    """
+    data = {
         "serial": row.serial, "channel": row.channel, "template_id": row.template_id, "profile_id": row.profile_id,
         "state": row.state, "issued_at": row.issued_at.isoformat(), "updated_at": row.updated_at.isoformat(),
         "voided_at": row.voided_at.isoformat() if row.voided_at else None,
@@ -79,6 +83,10 @@ def pass_json(tenant: str, row: WalletPass) -> dict[str, Any]:
         "landing_url": landing_url(tenant, row.template_id, row.profile_id),
         "qr_url": qr_url(tenant, row.template_id, row.profile_id),
     }  # fmt: skip
+    channel = wallet_channels().get(row.channel)
+    if channel is not None and channel.hosted:
+        data["save_url"] = data["download_url"]
+    return data
 
 
 def _template(session: Session, template_id: int) -> PassTemplate:
@@ -132,8 +140,8 @@ def issue_pass(body: PassIn, request: Request, control: ControlDB, principal: Ma
                                  "problems": [{"field": p.field, "message": p.message} for p in outcome]},
                                 status_code=422)  # fmt: skip
         session.commit()
-    if outcome.changed:
-        notify(tenant, [outcome.wallet_pass])
+    if outcome.changed or outcome.new:
+        notify(tenant, [outcome])
     audit_change(request, control, principal, "passes.issue", f"pass {outcome.wallet_pass.serial}",
                  template_id=template.id, profile_id=profile.id, new=outcome.new)  # fmt: skip
     status = 201 if outcome.new else 200

@@ -17,6 +17,7 @@ from core.plugin_api import (
     Capabilities,
     ChannelContext,
     PassFile,
+    PassSend,
     PermanentDeliveryError,
     Preview,
     Problem,
@@ -154,17 +155,6 @@ class AppleWalletConfig(BaseModel):
             raise _refuse(FIELD_OF_PART[exc.part], str(exc)) from None
 
 
-class AppleWalletTemplate(BaseModel):
-    """A send on Apple Wallet: which pass template to issue (by key), and a notice to put on the pass."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pass_template: str = Field(min_length=1, max_length=60, description="The key of a pass template.")
-    notice: str | None = Field(
-        default=None, max_length=500, description="Shown on the lock screen of phones holding the pass."
-    )
-
-
 def _config(ctx: ChannelContext) -> AppleWalletConfig:
     if not isinstance(ctx.config, AppleWalletConfig):
         raise PermanentDeliveryError(
@@ -181,7 +171,7 @@ class AppleWalletChannel(WalletChannel):
     key = KEY
     label = "Apple Wallet"
     Config = AppleWalletConfig
-    Template = AppleWalletTemplate
+    Template = PassSend
     capabilities = Capabilities(preview=True, update=True, revoke=True, webhooks=False)
 
     def check_pass(self, ctx: ChannelContext, rendered: RenderedPass) -> list[Problem]:

@@ -14,8 +14,7 @@ from functools import cache
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from core.plugin_api import Preview, RenderedPass
-from tessera_wallet_apple.preview_barcode import barcode_svg
+from core.plugin_api import Preview, RenderedPass, barcode_svg
 from tessera_wallet_apple.preview_model import css_color, pass_view
 from tessera_wallet_apple.preview_snapshot import draw_front
 

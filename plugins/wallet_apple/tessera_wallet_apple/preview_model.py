@@ -12,8 +12,7 @@ from urllib.parse import urlsplit
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 
-from core.plugin_api import PassField, RenderedPass
-from tessera_wallet_apple.preview_barcode import BarcodeMatrix, barcode_matrix
+from core.plugin_api import BarcodeMatrix, PassField, RenderedPass, barcode_matrix
 
 Rgb = tuple[int, int, int]
 

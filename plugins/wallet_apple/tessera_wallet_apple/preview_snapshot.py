@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from tessera_wallet_apple.preview_barcode import CODE128_HEIGHT, BarcodeMatrix, barcode_image
+from core.plugin_api import CODE128_HEIGHT, BarcodeMatrix, barcode_image
 from tessera_wallet_apple.preview_model import FieldView, PassView, Rgb
 
 SCALE = 2

@@ -2,12 +2,14 @@
 
 Each format is encoded by a well-kept library (segno for QR, pdf417gen, aztec_code_generator,
 python-barcode for Code 128); this module only turns their output into one shape, a
-:class:`BarcodeMatrix`, so the HTML and the PNG preview draw every format the same way.
+:class:`BarcodeMatrix`, so the HTML and the PNG previews of every wallet draw every format the
+same way. Wallet plugins import it through :mod:`core.plugin_api`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -17,14 +19,16 @@ import segno
 from barcode.codex import Code128
 from PIL import Image, ImageDraw
 
-from core.plugin_api import PassBarcode
+from core.passes.contract import PassBarcode
 
-# Wallet draws 2D codes square and PDF417 / Code 128 wide; sizes in points, as Wallet shows them.
+# Apple Wallet draws 2D codes square and PDF417 / Code 128 wide; sizes in points, as it shows them.
+# Other wallets pass their own sizes to the drawing functions.
 DISPLAY_WIDTH = {"qr": 124, "aztec": 124, "pdf417": 250, "code128": 250}
 CODE128_HEIGHT = 56
 FORMAT_NAMES = {"qr": "QR", "aztec": "Aztec", "pdf417": "PDF417", "code128": "Code 128"}
 # PDF417 rows are three modules tall (the ratio pdf417gen and most scanners use).
 PDF417_ROW_HEIGHT = 3
+CSS_CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class BarcodeMatrix:
         return len(self.rows) * self.row_height
 
     def display_size(self) -> tuple[float, float]:
-        """Width and height in points at which Wallet shows this code."""
+        """Width and height in points at which Apple Wallet shows this code."""
         width = DISPLAY_WIDTH[self.format]
         if self.format == "code128" or not self.rows:
             return width, CODE128_HEIGHT if self.format == "code128" else width * 0.4
@@ -132,8 +136,17 @@ def _runs(row: tuple[bool, ...]) -> list[tuple[int, int]]:
     return runs
 
 
-def barcode_svg(matrix: BarcodeMatrix) -> str:
-    """The code as an inline SVG element, one ``rect`` per run of dark modules, scaled by CSS."""
+def barcode_svg(
+    matrix: BarcodeMatrix,
+    *,
+    css_class: str = "apple-pass__code-svg",
+    size: tuple[float, float] | None = None,
+) -> str:
+    """The code as an inline SVG element, one ``rect`` per run of dark modules, scaled by CSS.
+
+    ``css_class`` names the element for the caller's styles (the Apple preview's by default);
+    ``size`` is its shown width and height in CSS pixels (default: :meth:`BarcodeMatrix.display_size`).
+    """
     # Code 128 is one row stretched to the display height; other codes keep square modules.
     height = CODE128_HEIGHT if matrix.format == "code128" else matrix.height
     row_height = height if matrix.format == "code128" else matrix.row_height
@@ -142,9 +155,12 @@ def barcode_svg(matrix: BarcodeMatrix) -> str:
         for y, row in enumerate(matrix.rows)
         for x, length in _runs(row)
     )
-    shown_w, shown_h = matrix.display_size()
+    shown_w, shown_h = size or matrix.display_size()
+    # The class is written into markup unescaped: only a plain CSS class name may reach it.
+    if not CSS_CLASS.match(css_class):
+        raise ValueError(f"not a CSS class name: {css_class!r}")
     return (
-        f'<svg class="apple-pass__code-svg" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'<svg class="{css_class}" xmlns="http://www.w3.org/2000/svg" role="img" '
         f'width="{shown_w:.0f}" height="{shown_h:.0f}" viewBox="0 0 {matrix.width} {height}" '
         f'preserveAspectRatio="none" shape-rendering="crispEdges" '
         f'data-format="{matrix.format}" data-row-height="{row_height}">'
