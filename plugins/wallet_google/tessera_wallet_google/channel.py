@@ -1,19 +1,71 @@
-"""The Google Wallet channel: its configuration, template and capabilities.
+"""The Google Wallet channel: passes kept at Google, saved from a signed link, updated by the API.
 
-Only registration is built: issuing, updating and revoking passes, preview, save/delete callbacks
-and the sandbox's behaviour come in later issues. Until then the base :class:`Channel` methods
-refuse with ``ChannelNotImplemented``.
+The core renders each profile's pass; this channel turns it into Google's class and object
+(:mod:`~tessera_wallet_google.objects`), checks them against Google's schema, keeps them current
+at Google over the REST API (:mod:`~tessera_wallet_google.client`), signs the save links
+(:mod:`~tessera_wallet_google.savelink`) and turns Google's signed save and delete callbacks
+(:mod:`~tessera_wallet_google.callbacks`) into installs and removals.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
+import httpx
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from core.plugin_api import Capabilities, Channel
+from core.plugin_api import (
+    Capabilities,
+    ChannelContext,
+    PassSend,
+    PassUpdate,
+    PermanentDeliveryError,
+    Preview,
+    Problem,
+    RenderedPass,
+    WalletChannel,
+    WebhookRequest,
+    WebhookResponse,
+    pass_registry,
+)
+from tessera_wallet_google.callbacks import (
+    KEYS_PATH,
+    CallbackRefused,
+    RootKey,
+    parse_root_keys,
+    verify_callback,
+)
+from tessera_wallet_google.client import (
+    GoogleApiError,
+    ServiceAccount,
+    ServiceAccountInvalid,
+    WalletApi,
+    delivery_error,
+    service_account,
+)
+from tessera_wallet_google.objects import (
+    COLLECTIONS,
+    SCHEMAS,
+    GooglePass,
+    google_pass,
+    google_problems,
+    message,
+)
+from tessera_wallet_google.preview import preview
 from tessera_wallet_google.sandbox import create_sandbox_app
+from tessera_wallet_google.savelink import GOOGLE_SAVE_BASE, save_payload, save_token, save_url
+from tessera_wallet_google.schema import schema_problems
+
+KEY = "wallet_google"
+GOOGLE_API = "https://walletobjects.googleapis.com"
+KEYS_TTL = 3600.0  # Google rotates its callback signing keys rarely; an hour keeps up with a rotation
 
 
 class GoogleWalletConfig(BaseModel):
@@ -23,22 +75,27 @@ class GoogleWalletConfig(BaseModel):
 
     issuer_id: str = Field(pattern=r"^\d+$", description="Issuer id from the Google Pay & Wallet Console.")
     service_account_json: SecretStr = Field(
-        description="Service account key file (JSON) added as a user of the issuer account."
+        description="Service account key file (JSON) added as a user of the issuer account.",
+        json_schema_extra={"upload": "text"},
     )
     origins: list[str] = Field(
         default_factory=list, description="Web origins allowed to show the 'Add to Google Wallet' button."
+    )
+    api_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$",
+        description="Empty for Google. For a private gateway: the address that serves the Wallet API, "
+        "/token, the save page and Google's callback keys.",
     )
 
     @field_validator("service_account_json")
     @classmethod
     def _is_service_account(cls, value: SecretStr) -> SecretStr:
-        """Reject anything that is not a Google service-account key file."""
+        """Reject anything that is not a usable Google service-account key file."""
         try:
-            info: Any = json.loads(value.get_secret_value())
-        except ValueError:
-            raise ValueError("Paste the whole service account key file: it is not valid JSON.") from None
-        if not isinstance(info, dict) or not {"client_email", "private_key"} <= info.keys():
-            raise ValueError("This JSON is not a service account key (needs client_email and private_key).")
+            service_account(value.get_secret_value())
+        except ServiceAccountInvalid as exc:
+            raise ValueError(f"Upload the service account key file: {exc}.") from None
         return value
 
     @field_validator("origins")
@@ -50,27 +107,227 @@ class GoogleWalletConfig(BaseModel):
                 raise ValueError(f"'{origin}' is not a web origin (e.g. https://shop.example.com).")
         return value
 
-
-class GoogleWalletTemplate(BaseModel):
-    """The pass class a marketer designs: its kind and branding."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["loyalty", "offer", "generic", "giftCard"] = "loyalty"
-    issuer_name: str = Field(min_length=1, max_length=100)
-    program_name: str = Field(min_length=1, max_length=100)
-    hex_background_color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
+    def account(self) -> ServiceAccount:
+        """The service account, its key parsed once."""
+        return service_account(self.service_account_json.get_secret_value())
 
 
-class GoogleWalletChannel(Channel):
-    """Passes in Google Wallet, saved through an 'Add to Google Wallet' link."""
+@dataclass(frozen=True)
+class Addresses:
+    """Where this tenant's calls go: Google, a private gateway, or the plugin's sandbox."""
 
-    key = "wallet_google"
+    api: str
+    token_uri: str
+    save: str
+    keys: str
+
+
+def _config(ctx: ChannelContext) -> GoogleWalletConfig:
+    if not isinstance(ctx.config, GoogleWalletConfig):
+        raise PermanentDeliveryError(
+            "Google Wallet is not configured for this tenant: add the issuer id and the service account "
+            "key under Settings > Plugins.",
+            reason_code="not_configured",
+        )
+    return ctx.config
+
+
+def addresses(ctx: ChannelContext, config: GoogleWalletConfig) -> Addresses:
+    """The addresses for this tenant (the sandbox in test mode, which is told of the account first)."""
+    if ctx.sandbox:
+        _introduce(ctx.sandbox_url, config.account())
+    base = ctx.sandbox_url if ctx.sandbox else config.api_url
+    if base:
+        base = base.rstrip("/")
+        return Addresses(api=base, token_uri=f"{base}/token", save=base, keys=base + KEYS_PATH)
+    return Addresses(
+        api=GOOGLE_API,
+        token_uri=config.account().token_uri,
+        save=GOOGLE_SAVE_BASE,
+        keys=GOOGLE_SAVE_BASE + KEYS_PATH,
+    )
+
+
+_introduced: set[tuple[str, str]] = set()
+
+
+def _introduce(sandbox_url: str, account: ServiceAccount) -> None:
+    """Have the sandbox trust this service account, once per process (as adding it in Google's console).
+
+    The sandbox's own test account is made in its process; the tenant's was made wherever its
+    config was saved (the demo's seeding, a test), so the sandbox must be told its key.
+    """
+    if (sandbox_url, account.client_email) in _introduced:
+        return
+    public = account.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    try:
+        answer = httpx.post(
+            f"{sandbox_url.rstrip('/')}/_sandbox/accounts",
+            json={"client_email": account.client_email, "public_key_pem": public},
+            timeout=10.0,
+        )
+    except httpx.HTTPError:
+        return  # the token call that follows says what is wrong
+    if answer.status_code == 201:
+        _introduced.add((sandbox_url, account.client_email))
+
+
+class _RootKeys:
+    """Google's callback signing keys per address, fetched when needed and kept for an hour."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, tuple[list[RootKey], float]] = {}
+
+    def get(self, url: str) -> list[RootKey]:
+        with self._lock:
+            held = self._keys.get(url)
+            if held is not None and held[1] > time.monotonic():
+                return held[0]
+        answer = httpx.get(url, timeout=10.0)
+        answer.raise_for_status()
+        keys = parse_root_keys(answer.content)
+        with self._lock:
+            self._keys[url] = (keys, time.monotonic() + KEYS_TTL)
+        return keys
+
+
+ROOT_KEYS = _RootKeys()
+# Classes this process already put at Google, with what they said: a class is sent again only when
+# its template changed, not once per pass.
+_classes_put: dict[tuple[str, str], str] = {}
+
+
+class GoogleWalletChannel(WalletChannel):
+    """Passes in Google Wallet, saved through an 'Add to Google Wallet' link and kept current by the API."""
+
+    key = KEY
     label = "Google Wallet"
     Config = GoogleWalletConfig
-    Template = GoogleWalletTemplate
+    Template = PassSend
     capabilities = Capabilities(preview=True, update=True, revoke=True, webhooks=True)
+    hosted = True
+
+    def new_serial(self, ctx: ChannelContext) -> str:
+        """An object id of Google's form, ``<issuerId>.<unguessable suffix>``."""
+        return f"{_config(ctx).issuer_id}.{secrets.token_hex(12)}"
+
+    def callback_url(self, ctx: ChannelContext) -> str:
+        """Where Google posts the save and delete callbacks of this tenant's passes."""
+        return f"{ctx.public_url.rstrip('/')}/webhooks/{ctx.tenant}/{KEY}"
+
+    def google_pass(self, ctx: ChannelContext, rendered: RenderedPass) -> GooglePass:
+        """The class and object Google gets for this pass."""
+        return google_pass(
+            rendered,
+            issuer_id=_config(ctx).issuer_id,
+            tenant=ctx.tenant,
+            callback_url=self.callback_url(ctx),
+            now=datetime.now(UTC),
+        )
+
+    def check_pass(self, ctx: ChannelContext, rendered: RenderedPass) -> list[Problem]:
+        """What Google Wallet would refuse in this pass; empty when it can go."""
+        problems = google_problems(rendered)
+        if problems or not isinstance(ctx.config, GoogleWalletConfig):
+            return problems
+        built = self.google_pass(ctx, rendered)
+        class_schema, object_schema = SCHEMAS[built.kind]
+        found = schema_problems(class_schema, built.class_body) + schema_problems(
+            object_schema, built.object_body
+        )
+        return [Problem("google", f"Google Wallet would refuse it: {text}") for text in found]
+
+    def preview_pass(self, rendered: RenderedPass, language: str) -> Preview:
+        """The pass as Google Wallet shows it, in ``language``, with a PNG of the card."""
+        return preview(rendered, language)
+
+    def publish_passes(self, ctx: ChannelContext, updates: list[PassUpdate]) -> dict[str, str]:
+        """Create or update each pass's class and object at Google, and add its announcements."""
+        config = _config(ctx)
+        where = addresses(ctx, config)
+        api = WalletApi(config.account(), where.api, where.token_uri)
+        failed: dict[str, str] = {}
+        for update in updates:
+            built = self.google_pass(ctx, update.rendered)
+            class_collection, object_collection = COLLECTIONS[built.kind]
+            try:
+                self._put_class(api, where.api, class_collection, built)
+                api.put(object_collection, built.object_body, new=update.new)
+                for text in update.announcements:
+                    _announce(
+                        api, object_collection, built.object_id, update.rendered.organization_name, text
+                    )
+            except GoogleApiError as exc:
+                error = delivery_error(exc)
+                if exc.status_code in (400, 404, 409):  # this pass only
+                    failed[built.object_id] = f"{error.reason_code}: {error}"
+                    continue
+                raise error from exc  # credentials, permission, Google down: no pass can go now
+        return failed
+
+    def _put_class(self, api: WalletApi, base: str, collection: str, built: GooglePass) -> None:
+        said = json.dumps(built.class_body, sort_keys=True)
+        if _classes_put.get((base, built.class_id)) == said:
+            return
+        api.put(collection, built.class_body, new=False)
+        _classes_put[(base, built.class_id)] = said
+
+    def save_url(self, ctx: ChannelContext, rendered: RenderedPass) -> str | None:
+        """A freshly signed 'Save to Google Wallet' link carrying the pass's class and object."""
+        config = _config(ctx)
+        origins = config.origins or [_origin(ctx.public_url)]
+        token = save_token(config.account(), save_payload(self.google_pass(ctx, rendered)), origins)
+        return save_url(addresses(ctx, config).save, token)
+
+    def handle_webhook(self, ctx: ChannelContext, request: WebhookRequest) -> WebhookResponse:
+        """Google's save and delete callbacks, verified as Google specifies, as installs and removals."""
+        if request.method != "POST":
+            return WebhookResponse(status_code=405, body="Google Wallet callbacks are POSTed.")
+        if not isinstance(ctx.config, GoogleWalletConfig):
+            return WebhookResponse(status_code=404, body="Google Wallet is not configured for this tenant.")
+        try:
+            keys = ROOT_KEYS.get(addresses(ctx, ctx.config).keys)
+        except (httpx.HTTPError, CallbackRefused) as exc:  # Google retries callbacks: say "later"
+            return WebhookResponse(status_code=503, body=f"Google's signing keys are not available: {exc}")
+        try:
+            callback = verify_callback(request.body, issuer_id=ctx.config.issuer_id, root_keys=keys)
+        except CallbackRefused as exc:
+            return WebhookResponse(status_code=400, body=f"Callback refused: {exc}")
+        outcome = pass_registry(ctx.tenant, KEY).saved(callback.object_id, callback.event_type == "save")
+        return WebhookResponse(status_code=200, body=str(outcome))
+
+    def sandbox_config(self) -> dict[str, Any] | None:
+        """A TEST-ONLY service account generated at run time and a made-up issuer id: passes save in
+        the sandbox, never at Google (see :mod:`tessera_wallet_google.testkeys`)."""
+        from tessera_wallet_google.testkeys import test_service_account  # generates a key on first use
+
+        return {
+            "issuer_id": "3388000000022222222",
+            "service_account_json": json.dumps(test_service_account()),
+        }
 
     def sandbox_app(self) -> Any:
-        """A local fake of the Google Wallet API (answers 501 until its own issue builds it)."""
+        """A local fake of Google's Wallet API, token endpoint, save page and callbacks."""
         return create_sandbox_app()
+
+
+def _announce(api: WalletApi, collection: str, object_id: str, header: str, text: str) -> None:
+    """Add a notifying message; past Google's daily notification quota, the message still goes, silently."""
+    message_id = f"tessera-{time.time_ns()}"
+    try:
+        api.add_message(
+            collection, object_id, message(text, message_id=message_id, header=header, notify=True)
+        )
+    except GoogleApiError as exc:
+        if exc.status_code != 429:
+            raise
+        api.add_message(
+            collection, object_id, message(text, message_id=message_id, header=header, notify=False)
+        )
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}"

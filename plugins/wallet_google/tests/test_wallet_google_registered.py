@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
 import pluggy
 import pytest
+from tessera_wallet_google.testkeys import test_service_account
 
-from core.plugin_api import PROJECT, Channel, ChannelContext, ChannelNotImplemented, PermanentDeliveryError
+from core.plugin_api import PROJECT, Channel, PassSend, WalletChannel
 
 NAME = "wallet_google"
-SERVICE_ACCOUNT = '{"client_email": "a@b.iam.gserviceaccount.com", "private_key": "k"}'
+SERVICE_ACCOUNT = json.dumps(test_service_account())
 
 
 def load_plugin() -> ModuleType:
@@ -41,14 +43,11 @@ def test_entry_point_registers_one_channel_named_like_it() -> None:
     assert (capabilities.update, capabilities.revoke, capabilities.webhooks) == (True, True, True)
 
 
-def test_deliver_refuses_honestly() -> None:
-    """Nothing pretends to issue a pass: deliver raises ChannelNotImplemented."""
+def test_it_is_a_hosted_wallet_sending_pass_templates() -> None:
+    """Google keeps the passes: the core publishes them, and a send names a pass template."""
     (channel,) = registered_channels()
-    ctx = ChannelContext(tenant="t", config=None, sandbox=True, sandbox_url="http://x", public_url="http://x")
-    with pytest.raises(ChannelNotImplemented) as caught:
-        channel.deliver(ctx, [])
-    assert isinstance(caught.value, PermanentDeliveryError)
-    assert caught.value.reason_code == "not_implemented"
+    assert isinstance(channel, WalletChannel) and channel.hosted
+    assert channel.Template is PassSend
 
 
 def test_config_validates_and_hides_secrets() -> None:
@@ -64,9 +63,10 @@ def test_config_validates_and_hides_secrets() -> None:
         {"issuer_id": "abc"},
         {"origins": ["https://shop.example.com/path"]},
         {"service_account_json": "secret-not-json"},
+        {"service_account_json": json.dumps({**test_service_account(), "private_key": "secret-not-a-key"})},
         {"unknown": 1},
     ]
     for bad in bad_inputs:
         with pytest.raises(ValueError) as caught:
             config_cls(**{"issuer_id": "1", "service_account_json": SERVICE_ACCOUNT, **bad})
-        assert "secret-not-json" not in str(caught.value)
+        assert "secret-not" not in str(caught.value)
