@@ -15,6 +15,8 @@ from core.identity.identifiers import CORE_IDENTIFIER_TYPES
 from core.imports.service import IMPORT_JOB, import_csv
 from core.journeys import jobs as journey_jobs
 from core.loyalty import engine as loyalty
+from core.operations import jobs as operation_jobs
+from core.operations import service as operation_service
 from core.passes import marking as pass_marking
 from core.passes import updates as pass_updates
 from core.plugin_api import IdentifierType, JobType, hookimpl
@@ -42,6 +44,7 @@ def register_jobs(register: Callable[[JobType], None]) -> None:
     register(JobType(key=segment_jobs.REFRESH_SEGMENTS, handler=segment_jobs.refresh_segments,
                      every=segment_jobs.EVERY))  # fmt: skip
     register(JobType(key=LAUNCH_CAMPAIGN, handler=launch_campaign))
+    register(JobType(key=operation_service.LAUNCH_OPERATION, handler=operation_jobs.launch_operation))
     register(JobType(key=SEND_DELIVERIES, handler=send_deliveries))
     register(JobType(key=journey_jobs.ADVANCE_TIMERS, handler=journey_jobs.advance_timers))
     register(JobType(key=journey_jobs.TICK, handler=journey_jobs.tick, every=journey_jobs.TICK_EVERY))

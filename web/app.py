@@ -33,6 +33,7 @@ from web.routes import (
     loyalty_offers,
     loyalty_rewards,
     loyalty_rewards_api,
+    operations,
     pages,
     pass_links,
     passes_api,
@@ -96,6 +97,7 @@ def create_app() -> FastAPI:
         wallet,
         wallet_editor,
         wallet_passes,
+        operations,
         reports,
         pages,
     ):

@@ -10,6 +10,7 @@ from core.ingest import models as ingest_models  # noqa: F401
 from core.internal_events import models as internal_event_models  # noqa: F401
 from core.journeys import models as journey_models  # noqa: F401
 from core.loyalty import models as loyalty_models  # noqa: F401
+from core.operations import models as operation_models  # noqa: F401
 from core.passes import models as pass_models  # noqa: F401
 from core.profiles import models as profile_models  # noqa: F401
 from core.queue import models as queue_models  # noqa: F401

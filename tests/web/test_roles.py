@@ -72,6 +72,8 @@ NEW_MEMBER = {"email": "newcomer@acme.test", "role": "analyst", "password": PASS
 UI_CALLS = [
     (READ_DATA, "GET", f"/t/{SLUG}/"),
     (READ_DATA, "GET", f"/t/{SLUG}/profiles"),
+    (READ_DATA, "GET", f"/t/{SLUG}/wallet/operations"),
+    (WRITE_MARKETING, "GET", f"/t/{SLUG}/wallet/operations/new"),
     (READ_SETTINGS, "GET", f"/t/{SLUG}/settings/plugins"),
     (READ_SETTINGS, "GET", f"/t/{SLUG}/settings/sandbox"),
     (MANAGE_PLUGINS, "POST", f"/t/{SLUG}/settings/plugins/push_fcm/state"),
