@@ -1,6 +1,7 @@
 """Run the benchmarks and rewrite their sections of docs/benchmarks.md.
 
-scripts/bench [--runs N] [--only startup,ingest,processing,resolution,audiences,orchestration,loyalty,passes]
+scripts/bench [--runs N] [--only startup,ingest,processing,resolution,audiences,orchestration,loyalty,passes,wallet_google,
+              wallet_operation]
               [--quick] [--backends ...]
 
 ``--quick`` is a smoke check of the harness (small sizes, one run; about a minute or two) and
@@ -16,7 +17,18 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import audiences, ingest, loyalty, orchestration, passes, processing, resolution, startup
+from bench import (
+    audiences,
+    ingest,
+    loyalty,
+    orchestration,
+    passes,
+    processing,
+    resolution,
+    startup,
+    wallet_google,
+    wallet_operation,
+)
 from bench.config import Config, make_config
 from bench.installation import BACKENDS
 from bench.report import block, progress, write_section
@@ -30,6 +42,8 @@ SECTIONS: dict[str, Callable[[Config], list[str]]] = {
     orchestration.NAME: orchestration.run,
     loyalty.NAME: loyalty.run,
     passes.NAME: passes.run,
+    wallet_google.NAME: wallet_google.run,
+    wallet_operation.NAME: wallet_operation.run,
 }
 
 SIZES = [  # option, Config field, type, help; the default is the field's
@@ -89,6 +103,13 @@ SIZES = [  # option, Config field, type, help; the default is the field's
     ("--pass-latency-customers", "pass_latency_customers", int, "passes: customers with a pass on a device"),
     ("--pass-latency-purchases", "pass_latency_purchases", int, "passes: purchases timed to the APNs push"),
     ("--pass-latency-interval", "pass_latency_interval_s", float, "passes: seconds between two purchases"),
+    (
+        "--operation-profiles",
+        "operation_profiles",
+        int,
+        "wallet_operation (PostgreSQL): profiles of the operation",
+    ),
+    ("--operation-runs", "operation_runs", int, "wallet_operation: runs, a fresh installation each"),
 ]
 
 

@@ -33,7 +33,6 @@ under a heading that says what is measured, as the other sections have.
 from __future__ import annotations
 
 import io
-import multiprocessing
 import shutil
 import statistics
 import subprocess
@@ -42,11 +41,12 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psutil
 
 from bench.config import Config
+from bench.rates import one_core, whole_machine
 from bench.report import markdown_table, measured_line, number, progress
 
 if TYPE_CHECKING:
@@ -99,70 +99,10 @@ class PassMaker:
             update={"serial": serial, "authentication_token": token, "fields": fields}
         )
 
-    def build(self, member: int) -> bytes:
+    def make(self, member: int) -> bytes:
         """One signed .pkpass, as the core gets it from the channel."""
         content: bytes = self.channel.build_pass(self.ctx, self.rendered(member)).content
         return content
-
-    def build_for(self, seconds: float, first: int = 0) -> tuple[int, float, float, bytes]:
-        """Build passes for ``seconds``: how many, the wall and CPU seconds taken, and the last pass."""
-        built, last = 0, b""
-        started, cpu = time.perf_counter(), time.process_time()
-        deadline = started + seconds
-        while time.perf_counter() < deadline:
-            last = self.build(first + built)
-            built += 1
-        return built, time.perf_counter() - started, time.process_time() - cpu, last
-
-
-def _worker(index: int, seconds: float, barrier: Any, results: Any) -> None:
-    """A spawned process: warm up, wait for the others, build passes for ``seconds``; report back."""
-    maker = PassMaker()
-    for member in range(WARMUP_PASSES):
-        maker.build(member)
-    barrier.wait(timeout=120)
-    built, elapsed, _, _ = maker.build_for(seconds, first=(index + 1) * 10_000_000)
-    results.put((index, built, elapsed))
-
-
-# --- measuring -----------------------------------------------------------------------------------
-def one_core(maker: PassMaker, runs: int, seconds: float) -> tuple[list[float], list[float], bytes]:
-    """Passes per second in this process and per CPU second it used, per run; a pass of the last run."""
-    for member in range(WARMUP_PASSES):
-        maker.build(member)
-    rates, cpu_rates, last = [], [], b""
-    for run in range(runs):
-        built, elapsed, cpu, last = maker.build_for(seconds, first=run * 1_000_000)
-        rates.append(built / elapsed)
-        cpu_rates.append(built / cpu)
-        progress(f"passes: one core, run {run + 1}: {built:,} passes in {elapsed:.1f} s ({rates[-1]:,.0f}/s; "
-                 f"{cpu_rates[-1]:,.0f} per CPU second)")  # fmt: skip
-    return rates, cpu_rates, last
-
-
-def whole_machine(runs: int, seconds: float) -> list[float]:
-    """Passes per second of ``PROCESSES`` processes building at once (their rates added), per run."""
-    context = multiprocessing.get_context("spawn")  # fresh interpreters, as worker processes are
-    rates = []
-    for run in range(runs):
-        barrier, results = context.Barrier(PROCESSES), context.Queue()
-        workers = [
-            context.Process(target=_worker, args=(index, seconds, barrier, results), daemon=True)
-            for index in range(PROCESSES)
-        ]
-        for worker in workers:
-            worker.start()
-        try:
-            reports = [results.get(timeout=seconds + 180) for _ in workers]
-        finally:
-            for worker in workers:
-                worker.join(timeout=30)
-                if worker.is_alive():
-                    worker.terminate()
-        rates.append(sum(built / elapsed for _, built, elapsed in reports))
-        counts = ", ".join(f"{built:,} in {elapsed:.1f} s" for _, built, elapsed in sorted(reports))
-        progress(f"passes: {PROCESSES} processes, run {run + 1}: {counts} ({rates[-1]:,.0f}/s)")
-    return rates
 
 
 def signing_alone(runs: int, seconds: float, manifest: bytes) -> list[float]:
@@ -208,9 +148,8 @@ def measure_generation(config: Config) -> Measured:
     seconds = QUICK_DURATION_S if config.quick else DURATION_S
     runs = max(1, config.runs)
     progress("passes: generating the test certificate chain and the store card")
-    maker = PassMaker()
-    core_rates, cpu_rates, sample = one_core(maker, runs, seconds)
-    machine_rates = whole_machine(runs, seconds)
+    core_rates, cpu_rates, sample = one_core(PassMaker(), runs, seconds, NAME, WARMUP_PASSES)
+    machine_rates = whole_machine(PassMaker, runs, seconds, PROCESSES, NAME, WARMUP_PASSES)
     with zipfile.ZipFile(io.BytesIO(sample)) as archive:
         infos = archive.infolist()
         manifest = archive.read("manifest.json")

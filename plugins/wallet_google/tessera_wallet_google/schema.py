@@ -14,11 +14,12 @@ returns a ``classReference`` that is a partial class).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -119,8 +120,8 @@ def _references(node: Any, found: set[str]) -> None:
 
 
 @cache
-def validator(name: str) -> Draft202012Validator:
-    """A validator for discovery schema ``name``, with the definitions it reaches."""
+def _schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of discovery schema ``name``, with the definitions it reaches."""
     converted = json_schemas()
     if name not in converted:
         raise KeyError(f"the Google Wallet discovery document has no schema {name!r}")
@@ -136,7 +137,24 @@ def validator(name: str) -> Draft202012Validator:
         "$defs": {ref: converted[ref] for ref in sorted(reached)},
     }
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return schema
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    """A validator for discovery schema ``name`` that lists every problem."""
+    return Draft202012Validator(_schema(name))
+
+
+@cache
+def _fast_check(name: str) -> Callable[[Any], Any]:
+    """The same schema compiled to Python (fastjsonschema): ~20 times faster, but stops at the first problem.
+
+    The keywords used (type, pattern, bounds, enum, items, properties, additionalProperties,
+    required, and ``$ref`` as a JSON pointer) mean the same in draft 7, which it compiles.
+    """
+    schema = {**_schema(name), "$schema": "http://json-schema.org/draft-07/schema#"}
+    return fastjsonschema.compile(schema)
 
 
 def _join(path: str, key: str) -> str:
@@ -162,6 +180,11 @@ def _problems_of(error: ValidationError) -> list[str]:
 
 def schema_problems(name: str, body: Mapping[str, Any]) -> list[str]:
     """The problems of ``body`` against discovery schema ``name``, each "json.path: message"; [] if valid."""
+    try:
+        _fast_check(name)(body)
+        return []  # valid: the common case, checked for every pass at issue
+    except fastjsonschema.JsonSchemaException:
+        pass
     problems: list[str] = []
     for error in validator(name).iter_errors(body):
         for problem in _problems_of(error):
