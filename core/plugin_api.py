@@ -7,6 +7,7 @@ core. The hooks themselves are specified, with their docstrings, in :mod:`core.h
 from __future__ import annotations
 
 import enum
+import importlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from core.passes.contract import (
 
 if TYPE_CHECKING:
     from core.passes.barcodes import CODE128_HEIGHT, BarcodeMatrix, barcode_image, barcode_matrix, barcode_svg
+    from core.passes.drawing import draw_text, fit_text, preview_font
 
 __all__ = [
     "CODE128_HEIGHT",
@@ -42,21 +44,25 @@ __all__ = [
     "barcode_image",
     "barcode_matrix",
     "barcode_svg",
+    "draw_text",
+    "fit_text",
+    "preview_font",
 ]
 
-# Pass previews' barcodes (core.passes.barcodes), loaded on first use: their encoding libraries and
-# Pillow are slow to import, and most importers of this API (workers, the CLI) never draw a code.
-_BARCODE_NAMES = frozenset(
-    {"CODE128_HEIGHT", "BarcodeMatrix", "barcode_image", "barcode_matrix", "barcode_svg"}
-)
+# Pass previews' barcodes and drawing (core.passes.barcodes, core.passes.drawing), loaded on first
+# use: their libraries and Pillow are slow to import, and most importers of this API (workers, the
+# CLI) never draw a pass.
+_PREVIEW_HELPERS = {
+    **dict.fromkeys(("CODE128_HEIGHT", "BarcodeMatrix", "barcode_image", "barcode_matrix", "barcode_svg"),
+                    "core.passes.barcodes"),
+    **dict.fromkeys(("draw_text", "fit_text", "preview_font"), "core.passes.drawing"),
+}  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
-    """The barcode helpers of pass previews, imported when first asked for."""
-    if name in _BARCODE_NAMES:
-        from core.passes import barcodes
-
-        return getattr(barcodes, name)
+    """The barcode and drawing helpers of pass previews, imported when first asked for."""
+    if name in _PREVIEW_HELPERS:
+        return getattr(importlib.import_module(_PREVIEW_HELPERS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

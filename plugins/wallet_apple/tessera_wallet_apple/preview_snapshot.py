@@ -7,13 +7,11 @@ snapshot lines up with the HTML preview and with Wallet on an iPhone.
 from __future__ import annotations
 
 import io
-from functools import cache
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from core.plugin_api import CODE128_HEIGHT, BarcodeMatrix, barcode_image
-from tessera_wallet_apple.preview_model import FieldView, PassView, Rgb
+from core.plugin_api import CODE128_HEIGHT, BarcodeMatrix, barcode_image, draw_text, preview_font
+from tessera_wallet_apple.preview_model import FieldView, PassView
 
 SCALE = 2
 WIDTH, MIN_HEIGHT, PAD = 320, 420, 14
@@ -21,59 +19,22 @@ TOP_ROW = 62
 LABEL, VALUE, PRIMARY_LABEL = 10, 17, 11
 CODE_PADDING, BOTTOM = 9, 16
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 # Liberation Sans is metric-compatible with Helvetica, the closest free relative of Wallet's SF;
 # DejaVu Sans next; Pillow's own font when neither is installed.
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 FONT_FILES = {
     "regular": ("liberation/LiberationSans-Regular.ttf", "dejavu/DejaVuSans.ttf"),
     "bold": ("liberation/LiberationSans-Bold.ttf", "dejavu/DejaVuSans-Bold.ttf"),
 }
-FONT_DIRS = (Path("/usr/share/fonts/truetype"), Path("/usr/local/share/fonts"))
 
 
-@cache
 def font(weight: str, points: float) -> Font:
     """A sans-serif font of ``weight`` ("regular" or "bold") at ``points`` (in pixels at 2x)."""
-    size = round(points * SCALE)
-    for name in FONT_FILES[weight]:
-        for folder in FONT_DIRS:
-            if (folder / name).is_file():
-                return ImageFont.truetype(str(folder / name), size)
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ValueError, OSError):  # Pillow built without FreeType: its fixed bitmap font
-        return ImageFont.load_default()
+    return preview_font(FONT_FILES[weight], round(points * SCALE))
 
 
 def _px(points: float) -> int:
     return round(points * SCALE)
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, face: Font, width: float) -> str:
-    """``text``, cut with an ellipsis to fit ``width`` pixels, as Wallet truncates long values."""
-    if draw.textlength(text, font=face) <= width:
-        return text
-    while text and draw.textlength(text + "…", font=face) > width:
-        text = text[:-1]
-    return text + "…"
-
-
-def _text(
-    draw: ImageDraw.ImageDraw,
-    x: float,
-    y: float,
-    text: str,
-    face: Font,
-    fill: Rgb,
-    align: str = "left",
-    width: float | None = None,
-) -> None:
-    """Draw ``text`` with its top at ``y``, its ``align`` edge at ``x``, cut to ``width`` pixels."""
-    if width is not None:
-        text = _fit(draw, text, face, width)
-    length = draw.textlength(text, font=face)
-    left = {"left": x, "right": x - length, "center": x - length / 2}[align]
-    draw.text((left, y), text, font=face, fill=fill)
 
 
 def _load(png: bytes | None) -> Image.Image | None:
@@ -96,8 +57,10 @@ def _field(
 ) -> None:
     """A label over a value, as in the header and in the secondary and auxiliary rows."""
     if field.label:
-        _text(draw, x, y, field.caption, font("bold", LABEL), view.label_color, align, width)
-    _text(draw, x, y + _px(LABEL * 1.3), field.value, font("regular", VALUE), view.foreground, align, width)
+        draw_text(draw, x, y, field.caption, font("bold", LABEL), view.label_color, align, width)
+    draw_text(
+        draw, x, y + _px(LABEL * 1.3), field.value, font("regular", VALUE), view.foreground, align, width
+    )
 
 
 def _header(card: Image.Image, draw: ImageDraw.ImageDraw, view: PassView) -> None:
@@ -118,7 +81,7 @@ def _header(card: Image.Image, draw: ImageDraw.ImageDraw, view: PassView) -> Non
         x += logo.width + _px(8)
     if view.logo_text:
         face = font("bold", VALUE)
-        _text(
+        draw_text(
             draw, x, _px(TOP_ROW / 2 - 10), view.logo_text, face, view.foreground, width=right - x - _px(10)
         )
 
@@ -150,14 +113,14 @@ def _primary(card: Image.Image, draw: ImageDraw.ImageDraw, view: PassView, top: 
         x, y = _px(PAD), text_top
         # storeCard and coupon print the value above its label; the other styles the label first.
         if big:
-            _text(draw, x, y, field.value, value_face, view.foreground, width=text_width)
+            draw_text(draw, x, y, field.value, value_face, view.foreground, width=text_width)
             if field.label:
-                _text(draw, x, y + value_h, field.caption, label_face, view.label_color, width=text_width)
+                draw_text(draw, x, y + value_h, field.caption, label_face, view.label_color, width=text_width)
         else:
             if field.label:
-                _text(draw, x, y, field.caption, label_face, view.label_color, width=text_width)
+                draw_text(draw, x, y, field.caption, label_face, view.label_color, width=text_width)
                 y += label_h
-            _text(draw, x, y, field.value, value_face, view.foreground, width=text_width)
+            draw_text(draw, x, y, field.value, value_face, view.foreground, width=text_width)
     return top + height
 
 
@@ -188,7 +151,7 @@ def _code(matrix: BarcodeMatrix, dimmed: bool) -> Image.Image:
         image = Image.new("RGB", (width, height), "white")
         draw = ImageDraw.Draw(image)
         draw.rectangle((0, 0, width - 1, height - 1), outline=(153, 153, 153), width=_px(2))
-        _text(draw, width / 2, height / 2 - _px(7), matrix.problem or "", font("regular", 11), (85, 85, 85),
+        draw_text(draw, width / 2, height / 2 - _px(7), matrix.problem or "", font("regular", 11), (85, 85, 85),
               "center", width - _px(8))  # fmt: skip
     if dimmed:
         image = Image.blend(image.convert("RGB"), Image.new("RGB", image.size, "white"), 0.75)
@@ -206,7 +169,7 @@ def _barcode_block(view: PassView) -> tuple[Image.Image | None, int]:
     draw.rounded_rectangle((0, 0, box.width - 1, box.height - 1), radius=_px(6), fill=(255, 255, 255, 255))
     box.alpha_composite(code, (_px(CODE_PADDING), _px(CODE_PADDING)))
     if view.alt_text:
-        _text(draw, box.width / 2, _px(CODE_PADDING + 4) + code.height, view.alt_text, font("regular", 11),
+        draw_text(draw, box.width / 2, _px(CODE_PADDING + 4) + code.height, view.alt_text, font("regular", 11),
               (0, 0, 0), "center", box.width - _px(8))  # fmt: skip
     return box, box.height + (_px(6 + 13 * 1.3) if view.notice else 0)
 
@@ -247,7 +210,7 @@ def draw_front(view: PassView) -> bytes:
         card.alpha_composite(box, ((card.width - box.width) // 2, y))
         y += box.height + _px(6)
     if view.notice:
-        _text(
+        draw_text(
             draw,
             card.width / 2,
             y,

@@ -7,12 +7,10 @@ multiplied by :data:`SCALE` when drawn, so the snapshot lines up with the HTML p
 from __future__ import annotations
 
 import io
-from functools import cache
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from core.plugin_api import BarcodeMatrix, barcode_image
+from core.plugin_api import BarcodeMatrix, barcode_image, draw_text, preview_font
 from tessera_wallet_google.preview_model import CardField, CardView, Picture, Rgb, code_size
 
 SCALE = 2
@@ -24,9 +22,9 @@ CODE_PADDING, CODE_RADIUS, ALT = 12, 12, 12
 HERO_RATIO = 336 / 1032  # Google's recommended hero image size
 NOTICE_BACKGROUND: Rgb = (32, 33, 36)
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 # Roboto is what Google Wallet writes with on Android; Liberation Sans and DejaVu Sans next, then
 # Pillow's own font when none is installed.
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 FONT_FILES = {
     "regular": (
         "roboto/unhinted/RobotoTTF/Roboto-Regular.ttf",
@@ -41,52 +39,15 @@ FONT_FILES = {
         "dejavu/DejaVuSans-Bold.ttf",
     ),
 }
-FONT_DIRS = (Path("/usr/share/fonts/truetype"), Path("/usr/local/share/fonts"))
 
 
-@cache
 def font(weight: str, points: float) -> Font:
     """A sans-serif font of ``weight`` ("regular" or "medium") at ``points`` (in pixels at 2x)."""
-    size = round(points * SCALE)
-    for name in FONT_FILES[weight]:
-        for folder in FONT_DIRS:
-            if (folder / name).is_file():
-                return ImageFont.truetype(str(folder / name), size)
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ValueError, OSError):  # Pillow built without FreeType: its fixed bitmap font
-        return ImageFont.load_default()
+    return preview_font(FONT_FILES[weight], round(points * SCALE))
 
 
 def _px(points: float) -> int:
     return round(points * SCALE)
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, face: Font, width: float) -> str:
-    """``text``, cut with an ellipsis to fit ``width`` pixels, as Google truncates long names."""
-    if draw.textlength(text, font=face) <= width:
-        return text
-    while text and draw.textlength(text + "…", font=face) > width:
-        text = text[:-1]
-    return text + "…"
-
-
-def _text(
-    draw: ImageDraw.ImageDraw,
-    x: float,
-    y: float,
-    text: str,
-    face: Font,
-    fill: Rgb,
-    align: str = "left",
-    width: float | None = None,
-) -> None:
-    """Draw ``text`` with its top at ``y``, its ``align`` edge at ``x``, cut to ``width`` pixels."""
-    if width is not None:
-        text = _fit(draw, text, face, width)
-    length = draw.textlength(text, font=face)
-    left = {"left": x, "right": x - length, "center": x - length / 2}[align]
-    draw.text((left, y), text, font=face, fill=fill)
 
 
 def _load(picture: Picture | None) -> Image.Image | None:
@@ -116,7 +77,7 @@ def _title(card: Image.Image, draw: ImageDraw.ImageDraw, view: CardView, top: in
         card.alpha_composite(_round_logo(logo), (x, top))
         x += _px(LOGO + 12)
     face = font("regular", TITLE)
-    _text(draw, x, top + (height - _px(TITLE * 1.2)) / 2, view.title, face, view.foreground,
+    draw_text(draw, x, top + (height - _px(TITLE * 1.2)) / 2, view.title, face, view.foreground,
           width=_px(WIDTH - PAD) - x)  # fmt: skip
     return top + height
 
@@ -125,8 +86,10 @@ def _field(draw: ImageDraw.ImageDraw, view: CardView, field: CardField, x: float
            width: float) -> None:  # fmt: skip
     """A label over a value, as in the card's rows."""
     if field.label:
-        _text(draw, x, y, field.label, font("regular", LABEL), view.foreground, align, width)
-    _text(draw, x, y + _px(LABEL * 1.4), field.value, font("medium", VALUE), view.foreground, align, width)
+        draw_text(draw, x, y, field.label, font("regular", LABEL), view.foreground, align, width)
+    draw_text(
+        draw, x, y + _px(LABEL * 1.4), field.value, font("medium", VALUE), view.foreground, align, width
+    )
 
 
 def _rows(draw: ImageDraw.ImageDraw, view: CardView, top: int) -> int:
@@ -155,7 +118,7 @@ def _code(matrix: BarcodeMatrix) -> Image.Image:
     image = Image.new("RGBA", (width, height), "white")
     draw = ImageDraw.Draw(image)
     draw.rectangle((0, 0, width - 1, height - 1), outline=(153, 153, 153), width=_px(2))
-    _text(draw, width / 2, height / 2 - _px(7), matrix.problem or "", font("regular", 11), (85, 85, 85),
+    draw_text(draw, width / 2, height / 2 - _px(7), matrix.problem or "", font("regular", 11), (85, 85, 85),
           "center", width - _px(8))  # fmt: skip
     return image
 
@@ -174,7 +137,7 @@ def _barcode_box(view: CardView) -> Image.Image | None:
     )
     box.alpha_composite(code, ((box.width - code.width) // 2, _px(CODE_PADDING)))
     if view.barcode_text:
-        _text(draw, box.width / 2, _px(CODE_PADDING + 6) + code.height, view.barcode_text,
+        draw_text(draw, box.width / 2, _px(CODE_PADDING + 6) + code.height, view.barcode_text,
               font("regular", ALT), (60, 64, 67), "center", box.width - _px(8))  # fmt: skip
     return box
 
@@ -196,12 +159,12 @@ def draw_card(view: CardView) -> bytes:
     y = _title(card, draw, view, top + _px(PAD))
     if view.subheader:
         y += _px(14)
-        _text(draw, _px(PAD), y, view.subheader, font("regular", SUBHEADER), view.foreground,
+        draw_text(draw, _px(PAD), y, view.subheader, font("regular", SUBHEADER), view.foreground,
               width=_px(WIDTH - 2 * PAD))  # fmt: skip
         y += _px(SUBHEADER * 1.4)
     if view.heading:
         y += _px(4 if view.subheader else 14)
-        _text(draw, _px(PAD), y, view.heading, font("regular", HEADING), view.foreground,
+        draw_text(draw, _px(PAD), y, view.heading, font("regular", HEADING), view.foreground,
               width=_px(WIDTH - 2 * PAD))  # fmt: skip
         y += _px(HEADING * 1.3)
     y = _rows(draw, view, y) + _px(PAD)
@@ -218,7 +181,7 @@ def draw_card(view: CardView) -> bytes:
         card = _dim(card)
         draw = ImageDraw.Draw(card)
         draw.rectangle((0, 0, card.width, _px(NOTICE_HEIGHT) - 1), fill=NOTICE_BACKGROUND + (255,))
-        _text(draw, card.width / 2, (_px(NOTICE_HEIGHT) - _px(13 * 1.2)) / 2, view.notice,
+        draw_text(draw, card.width / 2, (_px(NOTICE_HEIGHT) - _px(13 * 1.2)) / 2, view.notice,
               font("medium", 13), (255, 255, 255), "center", card.width - _px(2 * PAD))  # fmt: skip
     mask = Image.new("L", card.size, 0)
     ImageDraw.Draw(mask).rounded_rectangle(
