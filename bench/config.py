@@ -53,6 +53,9 @@ class Config:
     pass_latency_customers: int = 50  # each with a pass installed on one device
     pass_latency_purchases: int = 300  # round-robin over the customers
     pass_latency_interval_s: float = 0.15  # between two purchases
+    # wallet operation (PostgreSQL): a pass operation issued end to end against the fake services
+    operation_profiles: int = 100_000
+    operation_runs: int = 1  # a fresh installation each (one at full size)
 
 
 QUICK: dict[str, Any] = {
@@ -74,6 +77,7 @@ QUICK: dict[str, Any] = {
     "loyalty_timeout_s": 600.0,
     "pass_latency_customers": 10,
     "pass_latency_purchases": 40,
+    "operation_profiles": 2_000,
 }
 
 
