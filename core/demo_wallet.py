@@ -28,7 +28,6 @@ from core.tenancy.plugin_settings import channel_config, save_channel_config, se
 
 log = logging.getLogger(__name__)
 TEMPLATE_KEY = "club_card"
-GOOGLE_TEMPLATE_KEY = "club_card_google"  # the same card in Google Wallet
 ISSUED_TO = 12
 STORES = (
     ("Tessera Paris Marais", 48.8590, 2.3620, "12 rue des Archives, Paris", "Show your card at the till"),
@@ -47,19 +46,14 @@ def seed_demo_wallet(tenant: Tenant) -> None:
     with tenant_session(tenant.database) as session:
         template = session.exec(select(PassTemplate).where(PassTemplate.key == TEMPLATE_KEY)).first()
         if template is None:
+            # One card in both wallets where Google Wallet is on too.
             template = library.save_template(session, key=TEMPLATE_KEY, name="Tessera Club card",
-                                             channel="wallet_apple", design=_design(session), by="demo")  # fmt: skip
+                                             channel="wallet_apple", design=_design(session), by="demo",
+                                             other_channels=sorted(ready & {"wallet_google"}))  # fmt: skip
             session.commit()
-        _issue_to_first_customers(session, tenant, template)
-        if "wallet_google" not in ready:
-            return
-        google = session.exec(select(PassTemplate).where(PassTemplate.key == GOOGLE_TEMPLATE_KEY)).first()
-        if google is None:
-            google = library.save_template(session, key=GOOGLE_TEMPLATE_KEY, name="Tessera Club card (Google)",
-                                           channel="wallet_google", design=template.design, by="demo")  # fmt: skip
-            session.commit()
-        # Issued here, put at Google when first opened or changed: the save link carries the whole pass.
-        _issue_to_first_customers(session, tenant, google)
+        for channel in template.wallets():
+            # Google passes are put at Google when first opened or changed: the save link carries them.
+            _issue_to_first_customers(session, tenant, template, channel)
 
 
 def _configure_sandboxed_wallets(tenant: Tenant) -> set[str]:
@@ -148,12 +142,13 @@ def _picture(size: tuple[int, int], text: str) -> bytes:
     return out.getvalue()
 
 
-def _issue_to_first_customers(session: Session, tenant: Tenant, template: PassTemplate) -> None:
-    """Issue the card to the first customers (by name) who have none yet."""
-    if session.exec(select(WalletPass.id).where(WalletPass.template_id == template.id).limit(1)).first():
+def _issue_to_first_customers(session: Session, tenant: Tenant, template: PassTemplate, channel: str) -> None:
+    """Issue the card in one wallet to the first customers (by name), unless it was issued there already."""
+    issued = select(WalletPass.id).where(WalletPass.template_id == template.id, WalletPass.channel == channel)
+    if session.exec(issued.limit(1)).first():
         return
     try:
-        wallet = wallet_for(tenant, template.channel)
+        wallet = wallet_for(tenant, channel)
     except WalletUnavailable as exc:
         log.warning("demo passes not issued: %s", exc)
         return

@@ -1,5 +1,6 @@
 """The demo tenant's Apple Wallet is configured with test certificates and has a loyalty card
-bound to the Tessera Club balance, issued to its first customers and ready to download."""
+bound to the Tessera Club balance, issued to its first customers and ready to download; with
+Google Wallet on, the same card is issued in Google Wallet too."""
 
 from __future__ import annotations
 
@@ -44,3 +45,23 @@ def test_the_demo_card_is_issued_to_the_first_customers_and_shows_their_points(s
         assert {"icon.png", "logo@2x.png", "strip@3x.png", "fr.lproj/pass.strings"} <= set(pkpass.namelist())
     [points] = shown["storeCard"]["primaryFields"]
     assert points["value"] == standing.balance and shown["serialNumber"] == member.serial
+
+
+def test_with_google_wallet_on_the_same_card_is_issued_in_both_wallets(sqlite_installation) -> None:
+    database = sqlite_installation.tenant("demo").tenant.database
+    with control_session() as control:
+        tenant = get_tenant(control, "demo")
+        for wallet in ("wallet_apple", "wallet_google"):
+            set_enabled(control, tenant, get_host(), wallet, True, sandbox=True)
+        control.commit()
+    seed_demo_data("demo")
+    with Session(tenant_engine(database)) as session:
+        [template] = session.exec(select(PassTemplate)).all()
+        passes = session.exec(select(WalletPass)).all()
+    assert template.wallets() == ["wallet_apple", "wallet_google"]
+    by_wallet = {
+        channel: {p.profile_id for p in passes if p.channel == channel} for channel in template.wallets()
+    }
+    assert len(by_wallet["wallet_apple"]) == 12 and by_wallet["wallet_google"] == by_wallet["wallet_apple"]
+    google = next(p for p in passes if p.channel == "wallet_google")
+    assert google.serial.startswith("3388000000022222222.")  # Google's object id form: <issuer id>.<suffix>

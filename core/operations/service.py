@@ -108,8 +108,8 @@ def save_templates(
         template = session.get(PassTemplate, chosen)
         if template is None or template.archived:
             problems.append((field, f"There is no pass template {chosen}."))
-        elif template.channel != channel:
-            problems.append((field, f"“{template.name}” is not a {WALLETS[channel]} template."))
+        elif channel not in template.wallets():
+            problems.append((field, f"“{template.name}” is not issued in {WALLETS[channel]}."))
     if problems:
         raise OperationInvalid(problems)
     operation.apple_template_id, operation.google_template_id = apple_id, google_id

@@ -1,6 +1,6 @@
 """Issuing passes: render each profile's pass, check it, and keep the issued pass current.
 
-A profile has at most one pass per template; issuing again re-renders it, keeps its serial and
+A profile has at most one pass per template and wallet; issuing again re-renders it, keeps its serial and
 token (wallets require both to stay), and bumps ``updated_at`` only when what it shows changed.
 What changed is what devices are told about (:mod:`core.passes.updates`).
 """
@@ -80,20 +80,27 @@ def issue(
     now: datetime | None = None,
     materials: Materials | None = None,
 ) -> dict[str, Outcome]:
-    """Issue or re-issue the pass of ``template`` to each profile; per profile the pass or its problems.
+    """Issue or re-issue the pass of ``template`` in ``wallet`` to each profile; per profile the pass or
+    its problems (all of them refused when the template is not issued in that wallet).
 
     Nothing is written for a profile with problems (its existing pass, if any, stays as it was).
     The caller commits, then tells devices of changed passes.
     """
     assert template.id is not None
     now = now or utcnow()
-    materials = addressed(
-        materials or materials_of(session, template), wallet.ctx.tenant, template.key, template.channel
-    )
     ids = list(dict.fromkeys(profile_ids))
+    channel = wallet.channel.key
+    if channel not in template.wallets():
+        refused = [Problem("channel", f"this template is not issued in {wallet.channel.label}")]
+        return dict.fromkeys(ids, refused)
+    materials = addressed(
+        materials or materials_of(session, template), wallet.ctx.tenant, template.key, channel
+    )
     contexts = pass_contexts(session.connection(), ids)
     query = select(WalletPass).where(
-        WalletPass.template_id == template.id, col(WalletPass.profile_id).in_(ids)
+        WalletPass.template_id == template.id,
+        WalletPass.channel == channel,
+        col(WalletPass.profile_id).in_(ids),
     )
     existing = {row.profile_id: row for row in session.exec(query)}
     web_service_url = wallet.channel.web_service_url(wallet.ctx)
@@ -107,7 +114,7 @@ def issue(
         new = row is None
         if row is None:
             row = WalletPass(
-                serial=wallet.channel.new_serial(wallet.ctx), channel=template.channel, template_id=template.id, profile_id=profile_id,
+                serial=wallet.channel.new_serial(wallet.ctx), channel=channel, template_id=template.id, profile_id=profile_id,
                 authentication_token=secrets.token_urlsafe(24), issued_at=now, updated_at=whole_second(now),
             )  # fmt: skip
         identity = PassIdentity(

@@ -168,15 +168,20 @@ def save_template(
     design: dict[str, object],
     by: str,
     template: PassTemplate | None = None,
+    other_channels: list[str] | None = None,
 ) -> PassTemplate:
-    """Create a template (or update ``template``) after checking its key, wallet and design."""
+    """Create a template (or update ``template``) after checking its key, wallets and design.
+
+    ``other_channels``: the wallets it is issued in besides ``channel`` (None keeps them as they are).
+    """
     problems = []
     if not TEMPLATE_KEY.match(key):
         problems.append(("key", "lower-case letters, digits and _, starting with a letter"))
     if not name.strip():
         problems.append(("name", "required"))
-    if channel not in wallet_channels():
-        problems.append(("channel", f"{channel!r} is not an installed wallet"))
+    for wallet in [channel, *(other_channels or [])]:
+        if wallet not in wallet_channels():
+            problems.append(("channel", f"{wallet!r} is not an installed wallet"))
     clash = session.exec(select(PassTemplate).where(PassTemplate.key == key)).first()
     if clash is not None and (template is None or clash.id != template.id):
         problems.append(("key", f"{key!r} is already used by template {clash.name!r}"))
@@ -185,6 +190,8 @@ def save_template(
     checked = check_design(session, design)
     row = template or PassTemplate(key=key, name=name.strip(), channel=channel)
     row.key, row.name, row.channel = key, name.strip(), channel
+    if other_channels is not None:
+        row.other_channels = list(dict.fromkeys(c for c in other_channels if c != channel))
     row.design = checked.model_dump(mode="json")
     row.updated_at, row.updated_by = utcnow(), by
     session.add(row)

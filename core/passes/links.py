@@ -77,9 +77,11 @@ def landing_url(tenant: str, template_id: int, profile_id: str) -> str:
     return f"{base}/w/{tenant}/{link_token(tenant, template_id, profile_id)}"
 
 
-def download_url(tenant: str, template_id: int, profile_id: str) -> str:
-    """The public link that downloads the signed pass itself."""
-    return landing_url(tenant, template_id, profile_id) + "/pass"
+def download_url(tenant: str, template_id: int, profile_id: str, channel: str | None = None) -> str:
+    """The public link that downloads the signed pass itself (or opens a hosted wallet's save page),
+    in wallet ``channel`` (None: the one the visitor's phone has)."""
+    wallet = f"?wallet={channel}" if channel else ""
+    return landing_url(tenant, template_id, profile_id) + "/pass" + wallet
 
 
 def qr_url(tenant: str, template_id: int, profile_id: str) -> str:

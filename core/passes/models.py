@@ -21,7 +21,11 @@ from core.db.base import TenantModel, utcnow
 
 
 class PassTemplate(TenantModel, table=True):
-    """A pass design for one wallet: style, fields bound to profile data, images, places, languages."""
+    """A pass design: style, fields bound to profile data, images, places, languages.
+
+    It is issued in its wallet (``channel``) and in each of ``other_channels``: one design serves
+    Apple and Google Wallet alike, with per-wallet settings in the design where they differ.
+    """
 
     __tablename__ = "pass_template"
 
@@ -29,11 +33,18 @@ class PassTemplate(TenantModel, table=True):
     key: str = Field(max_length=60, unique=True, description="Names the template in message texts.")
     name: str = Field(max_length=200)
     channel: str = Field(max_length=100)
+    other_channels: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     design: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     archived: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     updated_by: str = Field(default="", max_length=320)
+
+    def wallets(self) -> list[str]:
+        """Every wallet channel this template is issued in, its own first."""
+        return [self.channel, *(c for c in self.other_channels if c != self.channel)]
 
 
 class PassImage(TenantModel, table=True):
@@ -73,11 +84,13 @@ class PassState(enum.StrEnum):
 
 
 class WalletPass(TenantModel, table=True):
-    """One profile's pass of one template: its serial, token, state and what it last showed."""
+    """One profile's pass of one template in one wallet: its serial, token, state and what it last showed."""
 
     __tablename__ = "wallet_pass"
     __table_args__ = (
-        UniqueConstraint("template_id", "profile_id", name="uq_wallet_pass_template_profile"),
+        UniqueConstraint(
+            "template_id", "profile_id", "channel", name="uq_wallet_pass_template_profile_channel"
+        ),
         Index("ix_wallet_pass_updated", "channel", "updated_at"),
     )
 

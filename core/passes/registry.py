@@ -143,10 +143,7 @@ class PassRegistry:
         changed: list[Issued] = []
         with Session(self._engine, expire_on_commit=False) as session:
             wallet = wallet_for(self._tenant, self._channel)
-            by_key = {
-                t.key: t
-                for t in session.exec(select(PassTemplate).where(PassTemplate.channel == self._channel))
-            }
+            by_key = {t.key: t for t in session.exec(select(PassTemplate)) if self._channel in t.wallets()}
             for message in messages:
                 template = by_key.get(str(message.template.get("pass_template", "")))
                 if template is None or template.archived:
@@ -155,7 +152,7 @@ class PassRegistry:
                     continue
                 notice = message.template.get("notice")
                 if notice:
-                    _put_notice(session, template, message.profile.id, str(notice))
+                    _put_notice(session, template, self._channel, message.profile.id, str(notice))
                 outcome = issue(session, wallet, template, [message.profile.id],
                                 delivery_ids={message.profile.id: int(message.delivery_id)})[message.profile.id]  # fmt: skip
                 if isinstance(outcome, list):
@@ -183,9 +180,10 @@ def _failed(message: OutboundMessage, code: str, detail: str) -> DeliveryResult:
                           detail=detail[:1000])  # fmt: skip
 
 
-def _put_notice(session: Session, template: PassTemplate, profile_id: str, notice: str) -> None:
-    """Put the message's notice on the profile's live pass, if it has one (a first pass starts without)."""
-    row = session.exec(select(WalletPass).where(WalletPass.template_id == template.id,
+def _put_notice(session: Session, template: PassTemplate, channel: str, profile_id: str, notice: str) -> None:
+    """Put the message's notice on the profile's live pass in this wallet, if it has one (a first pass
+    starts without)."""
+    row = session.exec(select(WalletPass).where(WalletPass.template_id == template.id, WalletPass.channel == channel,
                                                 WalletPass.profile_id == profile_id)).first()  # fmt: skip
     if row is not None and row.state == PassState.active:
         row.notice = notice[:500]

@@ -78,22 +78,27 @@ def reissue_profiles(session: Session, tenant: Tenant, profile_ids: list[str]) -
             col(WalletPass.profile_id).in_(profile_ids), WalletPass.state == PassState.active
         )
     ).all()
-    by_template: defaultdict[int, list[str]] = defaultdict(list)
+    by_template: defaultdict[tuple[int, str], list[str]] = defaultdict(list)
     for row in rows:
-        by_template[row.template_id].append(row.profile_id)
+        by_template[(row.template_id, row.channel)].append(row.profile_id)
     changed: list[Issued] = []
-    for template_id, holders in by_template.items():
-        changed += [issued for issued in reissue(session, tenant, template_id, holders) if issued.changed]
+    for (template_id, channel), holders in by_template.items():
+        reissued = reissue(session, tenant, template_id, holders, channel)
+        changed += [issued for issued in reissued if issued.changed]
     return changed
 
 
-def reissue(session: Session, tenant: Tenant, template_id: int, profile_ids: list[str]) -> list[Issued]:
-    """Re-render one template's passes for these profiles; what was issued (problems are logged)."""
+def reissue(
+    session: Session, tenant: Tenant, template_id: int, profile_ids: list[str], channel: str | None = None
+) -> list[Issued]:
+    """Re-render one template's passes in one wallet (by default its own) for these profiles; what was
+    issued (problems are logged)."""
     template = session.get(PassTemplate, template_id)
     if template is None:
         return []
+    channel = channel or template.channel
     try:
-        wallet = wallet_for(tenant, template.channel)
+        wallet = wallet_for(tenant, channel)
     except WalletUnavailable as exc:
         log.warning("passes of template %s not refreshed: %s", template_id, exc)
         return []
@@ -103,6 +108,7 @@ def reissue(session: Session, tenant: Tenant, template_id: int, profile_ids: lis
             # The previous pass stays on the phone; the problem shows in the template's report.
             log.warning("pass of %s (template %s) not re-issued: %s", profile_id, template_id, outcome)
             row = session.exec(select(WalletPass).where(WalletPass.template_id == template_id,
+                                                        WalletPass.channel == channel,
                                                         WalletPass.profile_id == profile_id)).first()  # fmt: skip
             if row is not None:
                 record(
@@ -270,12 +276,13 @@ def expired_now(session: Session, tenant: Tenant, now: datetime) -> list[WalletP
     """Mark the live passes whose rendered expiration date has passed as expired; those passes."""
     templates = [t for t in session.exec(select(PassTemplate)) if t.design.get("expiration_date")]
     ended: list[WalletPass] = []
-    for template in templates:
+    for template, channel in ((t, c) for t in templates for c in t.wallets()):
         try:
-            wallet = wallet_for(tenant, template.channel)
+            wallet = wallet_for(tenant, channel)
         except WalletUnavailable:
             continue
         rows = session.exec(select(WalletPass).where(WalletPass.template_id == template.id,
+                                                     WalletPass.channel == channel,
                                                      WalletPass.state == PassState.active)).all()  # fmt: skip
         for start in range(0, len(rows), CHUNK):
             part = rows[start : start + CHUNK]

@@ -117,7 +117,7 @@ def test_an_operation_is_built_step_by_step_launched_and_reported(both_wallets) 
         "": "Choose a template for at least one wallet."
     }
     found = problems_of(lambda: service.save_templates(session, operation, google.id, None, "mia"))
-    assert found == {"apple_template_id": "“Club card (Google)” is not a Apple Wallet template."}
+    assert found == {"apple_template_id": "“Club card (Google)” is not issued in Apple Wallet."}
     service.save_templates(session, operation, shop.template.id, google.id, "mia")
     # Step 3: the member field shows the nickname, without a fallback.
     assert [f.key for f in pass_fields(session, operation)] == ["points", "name", "terms"]

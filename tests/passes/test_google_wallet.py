@@ -10,8 +10,10 @@ and removals (a forged or replayed callback changes nothing).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -61,23 +63,23 @@ def configure_google(api_url: str, **extra: Any) -> None:
 def google_shop(
     installation: Any, google: tuple[str, httpx.Client]
 ) -> Iterator[tuple[Shop, PassTemplate, httpx.Client]]:
-    """The shop (both backends) with a Google Wallet loyalty card of the same design as its Apple one."""
+    """The shop (both backends) whose loyalty card is issued in Google Wallet too: one template, two wallets."""
     url, fake = google
     for shop in open_shop(installation):
         configure_google(url)
-        design = {
-            **shop.template.design,
-            "translations": {**CARD["translations"], "de": {"field.points.label": "Punkte"}},
-        }
-        card = library.save_template(shop.session, key="club_google", name="Club card (Google)", channel=GOOGLE,
-                                     design=design, by="test")  # fmt: skip
+        translations = {**CARD["translations"], "de": {"field.points.label": "Punkte"}}
+        card = library.save_template(shop.session, key=shop.template.key, name=shop.template.name,
+                                     channel=shop.template.channel, design={**shop.template.design,
+                                     "translations": translations}, by="test", template=shop.template,
+                                     other_channels=[GOOGLE])  # fmt: skip
         shop.session.commit()
         yield shop, card, fake
 
 
 def issue_by_api(client: TestClient, shop: Shop, template: PassTemplate, profile_id: str) -> httpx.Response:
-    return client.post("/api/v1/passes", json={"template_id": template.id, "profile_id": profile_id},
-                       headers=bearer(shop.token))  # fmt: skip
+    """Issue the profile's Google Wallet pass of the template through the API."""
+    body = {"template_id": template.id, "profile_id": profile_id, "channel": GOOGLE}
+    return client.post("/api/v1/passes", json=body, headers=bearer(shop.token))
 
 
 def fake_state(fake: httpx.Client) -> dict[str, Any]:
@@ -170,7 +172,7 @@ def test_revoking_sets_the_object_inactive_at_google(google_shop) -> None:
 
 
 def callback(serial: str, event: str, **signing: Any) -> bytes:
-    return test_signer().sign(ISSUER, class_id(ISSUER, TENANT, "club_google"), serial, event, **signing)
+    return test_signer().sign(ISSUER, class_id(ISSUER, TENANT, "club_card"), serial, event, **signing)
 
 
 def test_signed_save_and_delete_callbacks_become_installs_and_removals_once(google_shop) -> None:
@@ -259,3 +261,29 @@ def test_a_card_google_would_refuse_is_not_issued(google_shop) -> None:
         answer = issue_by_api(client, shop, card, ann)
     assert answer.status_code == 422
     assert any("logo" in p["message"].lower() for p in answer.json()["problems"])
+
+
+ANDROID = "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 Chrome/130.0 Mobile Safari/537.36"
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
+
+
+def test_one_template_serves_both_wallets_from_one_link(google_shop) -> None:
+    shop, card, fake = google_shop
+    ann = shop.customer("ann")
+    with shop.installation.client() as client:
+        google = issue_by_api(client, shop, card, ann).json()
+        apple = client.post("/api/v1/passes", json={"template_id": card.id, "profile_id": ann},
+                            headers=bearer(shop.token)).json()  # fmt: skip
+        assert (apple["channel"], google["channel"]) == ("wallet_apple", GOOGLE)
+        assert apple["serial"] != google["serial"] and apple["landing_url"] == google["landing_url"]
+        page = urlsplit(google["landing_url"]).path
+        on_android = client.get(page, headers={"User-Agent": ANDROID})
+        buttons = re.findall(r'href="[^"]*/pass\?wallet=(\w+)"', on_android.text)
+        assert buttons == [GOOGLE, "wallet_apple"]  # the phone's own wallet first
+        saved = client.get(page + "/pass", headers={"User-Agent": ANDROID}, follow_redirects=False)
+        assert saved.status_code == 303 and "/gp/v/save/" in saved.headers["location"]
+        downloaded = client.get(page + "/pass", headers={"User-Agent": IPHONE})
+        assert downloaded.headers["content-type"] == "application/vnd.apple.pkpass"
+    listed = {t["key"]: t for t in client.get("/api/v1/pass-templates", headers=bearer(shop.token)).json()}
+    assert listed["club_card"]["channels"] == ["wallet_apple", GOOGLE]
+    assert google["serial"] in fake_state(fake)["objects"]

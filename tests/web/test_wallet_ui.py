@@ -501,3 +501,28 @@ def test_the_preview_as_png_is_the_wallets_snapshot_of_the_saved_template(shop: 
     assert answer.headers["content-type"] == "image/png" and answer.content.startswith(b"\x89PNG")
     bob = shop.client.get(f"{BASE}/templates/{template_id}/preview.png", params={"profile": "bob"})
     assert bob.status_code == 422 and "cannot get the pass" in bob.text
+
+
+def test_the_editor_issues_the_card_in_other_wallets_too_keeping_their_settings(shop: WalletShop) -> None:
+    template_id = shop.create_template()
+    row = shop.template(template_id)
+    url = f"{BASE}/templates/{template_id}"
+    with shop.session() as session:  # a per-wallet setting the API set
+        saved = session.get(PassTemplate, template_id)
+        assert saved is not None
+        saved.design = {**row.design, "wallet_settings": {"wallet_google": {"kind": "giftCard"}}}
+        session.add(saved)
+        session.commit()
+    page = shop.client.get(url).text
+    assert 'name="other_wallets" value="wallet_google"' in page and "Also issued in" in page
+
+    answer = shop.client.post(url, data={**editor_form(shop), "other_wallets": ["wallet_google"]},
+                              follow_redirects=False)  # fmt: skip
+
+    assert answer.status_code == 303, answer.text
+    saved = shop.template(template_id)
+    assert saved.wallets() == ["wallet_apple", "wallet_google"]
+    assert saved.design["wallet_settings"] == {"wallet_google": {"kind": "giftCard"}}
+    assert 'value="wallet_google" checked' in shop.client.get(url).text
+    shop.client.post(url, data=editor_form(shop), follow_redirects=False)  # unticked: Apple Wallet only
+    assert shop.template(template_id).wallets() == ["wallet_apple"]

@@ -85,6 +85,7 @@ class DesignForm:
     translations: dict[str, dict[str, str]] = field(default_factory=dict)  # language -> text id -> text
     preview_profile: str = ""
     preview_language: str = ""
+    other_wallets: list[str] = field(default_factory=list)  # wallets it is issued in besides its own
 
     def field_index(self, key: str) -> int | None:
         """The position of the field with this key, if any."""
@@ -149,6 +150,7 @@ def read_design_form(posted: FormData) -> DesignForm:
         language=_text(posted, "language", "en").strip() or "en", translations=translations,
         preview_profile=_text(posted, "preview_profile").strip(),
         preview_language=_text(posted, "preview_language").strip(),
+        other_wallets=[v for v in posted.getlist("other_wallets") if isinstance(v, str) and v],
     )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from core.passes.library import POINTS
 from core.passes.models import PassImage, PassTemplate
 from core.profiles.service import recent
 from web.campaign_pages.form import Problems
+from web.pass_pages.access import wallet_labels
 from web.pass_pages.bindings import barcode_identifiers, bindable_values
 from web.pass_pages.colours import shown
 from web.pass_pages.design_form import COLOURS, DesignForm, FieldForm, default_texts
@@ -110,4 +111,5 @@ def editor_view(
         "image_sizes": image_sizes(), "image_kinds": IMAGE_KINDS, "translations": translation_rows(form),
         "bindings": bindable_values(session), "identifiers": barcode_identifiers(session),
         "recent_profiles": recent(session, RECENT_PROFILES),
+        "other_wallets": {key: label for key, label in wallet_labels().items() if key != template.channel},
     }  # fmt: skip

@@ -140,7 +140,7 @@ def step_view(
     if step == 2:
         templates = library.templates(session)
         view["choices"] = {
-            channel: [(t.id, t.name) for t in templates if t.channel == channel]
+            channel: [(t.id, t.name) for t in templates if channel in t.wallets()]
             for channel in service.WALLETS
         }
         view["chosen"] = {

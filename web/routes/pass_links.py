@@ -43,7 +43,20 @@ class _Found:
     tenant: Tenant
     link: PassLink
     template: PassTemplate
-    wallet: Wallet
+    wallets: dict[str, Wallet]  # the template's wallets usable now, its own first
+
+    def wallet(self, channel: str | None, agent: str) -> Wallet:
+        """The wallet asked for, else the one the visitor's phone has, else the template's own."""
+        if channel is not None:
+            if channel not in self.wallets:
+                raise _Gone(404, "Pass not available", "This pass is not offered in that wallet.")
+            return self.wallets[channel]
+        preferred = "wallet_apple" if _on_apple(agent) else "wallet_google" if "Android" in agent else None
+        return self.wallets.get(preferred or "", next(iter(self.wallets.values())))
+
+
+def _on_apple(agent: str) -> bool:
+    return any(name in agent for name in APPLE_DEVICES)
 
 
 class _Gone(Exception):
@@ -69,21 +82,24 @@ def _find(tenant_slug: str, token: str) -> _Found:
         template = session.get(PassTemplate, link.template_id)
     if template is None or template.archived:
         raise _Gone(404, "Pass not available", "This pass is no longer offered.")
-    try:
-        wallet = wallet_for(tenant, template.channel)
-    except WalletUnavailable as exc:
-        log.warning("pass link of %s cannot be served: %s", tenant.slug, exc)
-        raise _Gone(503, "Pass not available right now", "Please try again later.") from exc
-    return _Found(tenant, link, template, wallet)
+    wallets = {}
+    for channel in template.wallets():
+        try:
+            wallets[channel] = wallet_for(tenant, channel)
+        except WalletUnavailable as exc:
+            log.warning("pass link of %s cannot be served in %s: %s", tenant.slug, channel, exc)
+    if not wallets:
+        raise _Gone(503, "Pass not available right now", "Please try again later.")
+    return _Found(tenant, link, template, wallets)
 
 
-def _issued(session: Session, found: _Found) -> Issued:
+def _issued(session: Session, found: _Found, wallet: Wallet) -> Issued:
     """The visitor's pass, issued now if it was not yet (a revoked pass is refused)."""
     try:
         profile = get_profile(session, found.link.profile_id)
     except ProfileNotFound:
         raise _Gone(404, "Pass not available", "This pass is no longer offered.") from None
-    outcome = issue(session, found.wallet, found.template, [profile.id])[profile.id]
+    outcome = issue(session, wallet, found.template, [profile.id])[profile.id]
     if not isinstance(outcome, Issued):
         log.warning("pass of %s cannot be built: %s", profile.id, outcome)
         raise _Gone(
@@ -99,15 +115,18 @@ def _error(request: Request, gone: _Gone) -> Response:
     return render(request, "error.html", context, status_code=gone.status_code)
 
 
-def _visit(tenant_slug: str, token: str, kind: PassActivityKind) -> tuple[_Found, Issued]:
+def _visit(
+    tenant_slug: str, token: str, kind: PassActivityKind, channel: str | None, agent: str
+) -> tuple[_Found, Wallet, Issued]:
     found = _find(tenant_slug, token)
+    wallet = found.wallet(channel, agent)
     with tenant_session(found.tenant.database) as session:
-        outcome = _issued(session, found)
+        outcome = _issued(session, found, wallet)
         record(session, outcome.wallet_pass, kind)
         session.commit()
     if outcome.changed or outcome.new:
         notify(found.tenant, [outcome])
-    return found, outcome
+    return found, wallet, outcome
 
 
 @router.get("/w/{tenant}/image/{name}.png")
@@ -135,44 +154,51 @@ def _image(tenant_slug: str, name: str) -> bytes | None:
 
 @router.get("/w/{tenant}/{token}")
 async def landing(request: Request, tenant: str, token: str) -> Response:
-    """The page offering a customer their pass, with the right button for their phone."""
+    """The page offering a customer their pass, with a button per wallet, the one their phone has first."""
+    agent = request.headers.get("user-agent", "")
     try:
-        found, outcome = await run_in_threadpool(_visit, tenant, token, PassActivityKind.clicked)
+        found, wallet, outcome = await run_in_threadpool(
+            _visit, tenant, token, PassActivityKind.clicked, None, agent
+        )
     except _Gone as gone:
         return _error(request, gone)
-    agent = request.headers.get("user-agent", "")
-    on_apple = any(name in agent for name in APPLE_DEVICES)
-    on_android = "Android" in agent
-    wallet = WALLET_OF_CHANNEL.get(found.template.channel, found.template.channel)
-    primary = (
-        (wallet == "apple" and on_apple)
-        or (wallet == "google" and on_android)
-        or not (on_apple or on_android)
-    )
+    on_phone = _on_apple(agent) or "Android" in agent
     page = landing_url(found.tenant.slug, found.link.template_id, found.link.profile_id)
+    buttons = [
+        {"wallet": WALLET_OF_CHANNEL.get(channel, channel), "label": f"Add to {other.channel.label}",
+         "href": f"{page}/pass?wallet={channel}", "primary": other is wallet}
+        for channel, other in found.wallets.items()
+    ]  # fmt: skip
+    buttons.sort(key=lambda button: not button["primary"])
+    wanted = "wallet_apple" if _on_apple(agent) else "wallet_google" if "Android" in agent else None
     context = {
         "title": outcome.rendered.organization_name,
         "intro": outcome.rendered.description,
         "description": outcome.rendered.description,
         "language": outcome.rendered.language,
-        "buttons": [{"wallet": wallet, "label": f"Add to {found.wallet.channel.label}", "href": f"{page}/pass",
-                     "primary": primary}],
-        "show_qr": not (on_apple or on_android),  # on a computer: scan to open this page on the phone
+        "buttons": buttons,
+        "show_qr": not on_phone,  # on a computer: scan to open this page on the phone
         "qr_src": f"{page}/qr.svg",
         "qr_caption": "Scan with your phone to add the pass there.",
         "preview_png": None,
-        "problem": None if primary or not (on_apple or on_android) else
-                   f"This pass is for {found.wallet.channel.label}; it may not open on this phone.",
+        "problem": None if wanted is None or wanted in found.wallets else
+                   f"This pass is for {wallet.channel.label}; it may not open on this phone.",
     }  # fmt: skip
     return render(request, "passes/landing.html", context)
 
 
 @router.get("/w/{tenant}/{token}/pass")
-async def download(request: Request, tenant: str, token: str) -> Response:
-    """The signed pass file itself, or for a hosted wallet its save page (counted as a download)."""
+async def download(request: Request, tenant: str, token: str, wallet: str | None = None) -> Response:
+    """The signed pass file itself, or for a hosted wallet its save page (counted as a download).
+
+    ``wallet`` names the wallet channel; without it, the one the visitor's phone has.
+    """
+    agent = request.headers.get("user-agent", "")
     try:
-        found, outcome = await run_in_threadpool(_visit, tenant, token, PassActivityKind.downloaded)
-        channel, ctx = found.wallet.channel, found.wallet.ctx
+        found, chosen, outcome = await run_in_threadpool(
+            _visit, tenant, token, PassActivityKind.downloaded, wallet, agent
+        )
+        channel, ctx = chosen.channel, chosen.ctx
         if channel.hosted:
             save = await run_in_threadpool(channel.save_url, ctx, outcome.rendered)
             if save is None:

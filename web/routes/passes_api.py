@@ -34,20 +34,22 @@ Marketer = Annotated[Principal, Depends(require(Permission.write_marketing, api=
 
 
 class PassIn(BaseModel):
-    """Which template's pass to issue to which profile."""
+    """Which template's pass to issue to which profile, in which of the template's wallets (its own by default)."""
 
     model_config = ConfigDict(extra="forbid")
     template_id: int
     profile_id: str = Field(min_length=1, max_length=40)
+    channel: str | None = Field(default=None, max_length=100)
 
 
 class TemplateIn(BaseModel):
-    """A pass template: its key (used in message texts), name, wallet and design."""
+    """A pass template: its key (used in message texts), name, wallet, other wallets and design."""
 
     model_config = ConfigDict(extra="forbid")
     key: str = Field(min_length=1, max_length=60)
     name: str = Field(min_length=1, max_length=200)
     channel: str = Field(min_length=1, max_length=100)
+    other_channels: list[str] = []
     design: dict[str, Any]
 
 
@@ -63,6 +65,7 @@ def template_json(template: PassTemplate, counts: dict[str, int] | None = None) 
     design = template.design
     return {
         "id": template.id, "key": template.key, "name": template.name, "channel": template.channel,
+        "channels": template.wallets(),
         "style": design.get("style"), "languages": [design.get("language"), *sorted(design.get("translations", {}))],
         "archived": template.archived, "issued": (counts or {}).get("issued", 0),
         "counts": counts or {}, "updated_at": template.updated_at.isoformat(), "design": design,
@@ -79,7 +82,7 @@ def pass_json(tenant: str, row: WalletPass) -> dict[str, Any]:
         "serial": row.serial, "channel": row.channel, "template_id": row.template_id, "profile_id": row.profile_id,
         "state": row.state, "issued_at": row.issued_at.isoformat(), "updated_at": row.updated_at.isoformat(),
         "voided_at": row.voided_at.isoformat() if row.voided_at else None,
-        "download_url": download_url(tenant, row.template_id, row.profile_id),
+        "download_url": download_url(tenant, row.template_id, row.profile_id, row.channel),
         "landing_url": landing_url(tenant, row.template_id, row.profile_id),
         "qr_url": qr_url(tenant, row.template_id, row.profile_id),
     }  # fmt: skip
@@ -111,7 +114,8 @@ def create_template(body: TemplateIn, request: Request, control: ControlDB, prin
     with tenant_session(principal.tenant.database) as session:
         try:
             template = library.save_template(session, key=body.key, name=body.name, channel=body.channel,
-                                             design=body.design, by=principal.actor)  # fmt: skip
+                                             design=body.design, by=principal.actor,
+                                             other_channels=body.other_channels)  # fmt: skip
         except library.LibraryError as exc:
             return JSONResponse({"detail": str(exc), "problems": _problems(exc.problems)}, status_code=422)
         session.commit()
@@ -130,8 +134,12 @@ def issue_pass(body: PassIn, request: Request, control: ControlDB, principal: Ma
             profile = get_profile(session, body.profile_id)
         except ProfileNotFound as exc:
             raise HTTPException(404, str(exc)) from exc
+        channel = body.channel or template.channel
+        if channel not in template.wallets():
+            raise HTTPException(422, f"Template {template.key!r} is issued in {', '.join(template.wallets())}, "
+                                     f"not in {channel!r}.")  # fmt: skip
         try:
-            wallet = wallet_for(tenant, template.channel)
+            wallet = wallet_for(tenant, channel)
         except WalletUnavailable as exc:
             raise HTTPException(409, str(exc)) from exc
         outcome = issue(session, wallet, template, [profile.id])[profile.id]

@@ -67,6 +67,7 @@ def _editor_page(
         if form is None:
             design = PassDesign.model_validate(template.design)
             form = form_of_design(template.name, template.key, design)
+            form.other_wallets = list(template.other_channels)
         view = editor_view(tenant_db, template, form, problems or Problems(), channel_label(template.channel))
         preview = preview_of(tenant_db, principal.tenant, template.channel, form)
     return wallet_page(request, control, principal, "wallet/editor.html", status, preview=preview,
@@ -91,10 +92,12 @@ def _save(
     with tenant_session(principal.tenant.database) as tenant_db:
         template = template_or_404(tenant_db, template_id)
         try:
-            design = design_of(form)
+            # Per-wallet settings are not edited here (the API sets them): they stay as they were.
+            kept = PassDesign.model_validate(template.design).wallet_settings
+            design = design_of(form).model_copy(update={"wallet_settings": kept})
             saved = library.save_template(tenant_db, key=form.key, name=form.name, channel=template.channel,
                                           design=design.model_dump(mode="json"), by=principal.actor,
-                                          template=template)  # fmt: skip
+                                          template=template, other_channels=form.other_wallets)  # fmt: skip
         except FormInvalid as exc:
             problems = exc.problems
         except LibraryError as exc:
