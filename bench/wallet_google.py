@@ -133,7 +133,7 @@ def run(config: Config) -> list[str]:
         f"of the last run {check} (the service account's public key; schema `Resources`).",
         "- The checks at issue validate the object against the official schema with the schema compiled "
         "to Python (fastjsonschema); the interpreted validator (jsonschema) took 1.25 ms per object and "
-        "now only explains a body that failed. A whole operation is measured under \"Wallet operation\".",
+        'now only explains a body that failed. A whole operation is measured under "Wallet operation".',
     ]
     details = (
         f"{PROCESSES} worker processes for the machine figure; median of {runs} run(s) of {seconds:g} s; "
