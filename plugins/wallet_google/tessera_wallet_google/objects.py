@@ -395,6 +395,10 @@ def _object_body(
         _put(body, "heroImage", _image(rendered, rendered.image_urls.get("strip"), rendered.description))
         _put(body, "hexBackgroundColor", _background(rendered))
     _put(body, "textModulesData", [_text_module(rendered, field) for field in layout.texts])
+    # The thumbnail (Apple shows it beside the fields) is Google's image module, below the card.
+    thumbnail = _image(rendered, rendered.image_urls.get("thumbnail"), rendered.description)
+    if thumbnail is not None:
+        body["imageModulesData"] = [{"id": "thumbnail", "mainImage": thumbnail}]
     if layout.links:
         body["linksModuleData"] = {"uris": [_link(rendered, field) for field in layout.links]}
     if rendered.expiration_date is not None:

@@ -456,3 +456,14 @@ def test_colours_become_hex() -> None:
     assert hex_colour("#ABCDEF") == "#abcdef"
     assert hex_colour("#fa0") == "#ffaa00"
     assert hex_colour("rgb(300, 0, 0)") is None and hex_colour(None) is None
+
+
+def test_a_thumbnail_becomes_an_image_module_that_google_accepts() -> None:
+    thumbnail = "https://cdp.example.com/passes/images/4/thumbnail@2x.png"
+    pass_ = rendered(image_urls={**IMAGE_URLS, "thumbnail": thumbnail})
+    built = google_pass(pass_, issuer_id=ISSUER, tenant="shop", callback_url=None, now=NOW)
+    (module,) = built.object_body["imageModulesData"]
+    assert module["mainImage"]["sourceUri"]["uri"] == thumbnail
+    assert schema_problems("LoyaltyObject", built.object_body) == []
+    plain = google_pass(rendered(), issuer_id=ISSUER, tenant="shop", callback_url=None, now=NOW)
+    assert "imageModulesData" not in plain.object_body
