@@ -133,3 +133,11 @@ def provider() -> Iterator[FakeProvider]:
     """A fake messaging provider answering on a local port (the recording channel's counterpart)."""
     with FakeProvider() as running:
         yield running
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run one after another in one pytest process (``--dist loadgroup``): each drives
+    chromium against a `tessera serve` of its own, and two at once would starve each other's server."""
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.xdist_group("browser"))
