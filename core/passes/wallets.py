@@ -42,6 +42,6 @@ def wallet_for(tenant: Tenant, channel_key: str) -> Wallet:
             raise WalletUnavailable(str(exc)) from exc
     if ctx.config is None:
         raise WalletUnavailable(
-            f"{channel.label} is not configured: add its certificate under Settings > Plugins."
+            f"{channel.label} is not configured: add its credentials under Settings > Plugins."
         )
     return Wallet(channel, ctx)
