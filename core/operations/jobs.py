@@ -12,8 +12,9 @@ import logging
 from collections import Counter
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from core.campaigns.models import Campaign
 from core.campaigns.service import CampaignIn, CampaignRefused, create_campaign
 from core.campaigns.service import launch as launch_campaign
 from core.db.base import utcnow
@@ -133,6 +134,10 @@ def _campaigns(
             made.append({"channel": key, "error": "the channel is not enabled any more"})
             continue
         name = f"{operation.name} — {channel.label}"[:200]
+        earlier = session.exec(select(Campaign).where(Campaign.name == name)).first()
+        if earlier is not None:  # made by an earlier attempt of this job, which died before it finished
+            made.append({"channel": key, "campaign_id": earlier.id})
+            continue
         data = CampaignIn(name=name, segment_id=operation.segment_id, channel=key,
                           content=message_content(channel, operation, keys))  # fmt: skip
         try:

@@ -17,9 +17,10 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from core.db.base import utcnow
-from core.operations.models import PassOperation
-from core.operations.service import WALLETS
+from core.operations.models import OperationState, PassOperation
+from core.operations.service import WALLETS, launch_job_key
 from core.passes.models import PassActivity, PassActivityKind
+from core.queue.models import Job, JobStatus
 
 MAX_DAYS = 90
 SHOWN = {
@@ -39,6 +40,9 @@ class OperationReport:
     activity: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> wallet -> count
     days: list[str] = field(default_factory=list)
     per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> day -> count (all wallets)
+    # While launching: what went wrong with the launch job, if anything, and whether it stopped for good.
+    launch_problem: str | None = None
+    launch_stopped: bool = False
 
     def total(self, kind: str) -> int:
         """One activity counted over every wallet."""
@@ -58,6 +62,8 @@ def operation_report(session: Session, operation: PassOperation) -> OperationRep
         report.failed[channel] = int(counts.get(channel, {}).get("failed", 0))
     report.failures = sorted(((reason, int(n)) for reason, n in counts.get("failures", {}).items()),
                              key=lambda item: -item[1])  # fmt: skip
+    if operation.state == OperationState.launching:
+        _launch_job_state(session, operation, report)
     if operation.launched_at is None or not operation.template_ids():
         return report
     templates = list(operation.template_ids().values())
@@ -79,6 +85,24 @@ def operation_report(session: Session, operation: PassOperation) -> OperationRep
         operation.launched_at.date(), sorted({d for found in per_day.values() for d in found})
     )
     return report
+
+
+def _launch_job_state(session: Session, operation: PassOperation, report: OperationReport) -> None:
+    """Say when the launch job failed: retrying, or stopped for good (then the page stops waiting)."""
+    key = launch_job_key(operation)
+    job = session.exec(select(Job).where(Job.idempotency_key == key)).first()
+    if job is None or not job.last_error:
+        return
+    error = job.last_error.strip().splitlines()[-1][:300]
+    if job.status == JobStatus.failed:
+        report.launch_stopped = True
+        report.launch_problem = (
+            f"The launch stopped after {job.attempts} attempts: {error}. Passes already issued stay issued."
+        )
+    else:
+        report.launch_problem = (
+            f"The launch is being retried (attempt {job.attempts} of {job.max_attempts}): {error}"
+        )
 
 
 def _every_day(launched: date, active: list[str]) -> list[str]:

@@ -169,5 +169,10 @@ def launch(session: Session, tenant_slug: str, operation: PassOperation, actor: 
     operation.state, operation.launched_at, operation.launched_by = OperationState.launching, utcnow(), actor
     _touch(session, operation, actor)
     add_job(session, tenant_slug, LAUNCH_OPERATION, {"operation_id": operation.id},
-            idempotency_key=f"pass-operation-launch:{operation.id}")  # fmt: skip
+            idempotency_key=launch_job_key(operation))  # fmt: skip
     return operation
+
+
+def launch_job_key(operation: PassOperation) -> str:
+    """The idempotency key of an operation's launch job (one launch per operation)."""
+    return f"pass-operation-launch:{operation.id}"

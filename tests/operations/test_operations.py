@@ -33,6 +33,7 @@ from core.passes import library
 from core.passes.links import landing_url
 from core.passes.models import PassTemplate, WalletPass
 from core.plugins import get_host
+from core.queue.models import Job, JobStatus
 from core.segments.service import create_segment, tenant_scope
 from core.tenancy.plugin_settings import save_channel_config, set_enabled
 from core.tenancy.tenants import get_tenant
@@ -196,3 +197,32 @@ def test_an_operation_is_built_step_by_step_launched_and_reported(both_wallets) 
     assert figures[("clicked", "Apple Wallet", "")] == "1"
     assert figures[("clicked", "", utcnow().date().isoformat())] == "1"
     assert session.get(PassOperation, operation.id) is not None
+
+
+def test_a_launch_that_keeps_failing_is_said_and_stops_the_waiting(both_wallets) -> None:
+    shop, google = both_wallets
+    session = shop.session
+    segment = create_segment(session, "Everyone", {"all": []}, "test", {})
+    operation = service.save_basics(session, "mia", "Spring", "", "2026-12-01", "2026-12-31")
+    service.save_templates(session, operation, shop.template.id, google.id, "mia")
+    service.save_audience(session, operation, segment.id, "mia")
+    service.save_distribution(session, operation, [], True, False, [], "mia")
+    service.launch(session, TENANT, operation, "mia")
+    session.commit()
+    job = session.exec(select(Job).where(Job.idempotency_key == service.launch_job_key(operation))).one()
+
+    job.attempts, job.last_error = 1, "Traceback...\nOperationalError: the database went away"
+    session.add(job)
+    session.commit()
+    retrying = operation_report(session, operation)
+    assert retrying.launch_problem == (
+        "The launch is being retried (attempt 1 of 8): OperationalError: the database went away"
+    )
+    assert not retrying.launch_stopped
+
+    job.status, job.attempts = JobStatus.failed, 8
+    session.add(job)
+    session.commit()
+    stopped = operation_report(session, operation)
+    assert stopped.launch_stopped and stopped.launch_problem is not None
+    assert stopped.launch_problem.startswith("The launch stopped after 8 attempts: OperationalError")
