@@ -304,6 +304,9 @@ class WalletChannel(Channel):
     """
 
     hosted: ClassVar[bool] = False
+    # What a template may set for this wallet alone, where the wallets' concepts differ (Google's
+    # pass kind): text fields; the editor shows them, the pass carries them (``wallet_settings``).
+    TemplateSettings: ClassVar[type[BaseModel]] = EmptyConfig
 
     def new_serial(self, ctx: ChannelContext) -> str:
         """A fresh, unguessable serial for a new pass, in the form this wallet needs."""

@@ -188,6 +188,7 @@ def save_template(
     if problems:
         raise LibraryError("; ".join(f"{where}: {what}" for where, what in problems), problems)
     checked = check_design(session, design)
+    _check_wallet_settings(checked)
     row = template or PassTemplate(key=key, name=name.strip(), channel=channel)
     row.key, row.name, row.channel = key, name.strip(), channel
     if other_channels is not None:
@@ -197,6 +198,22 @@ def save_template(
     session.add(row)
     session.flush()
     return row
+
+
+def _check_wallet_settings(design: PassDesign) -> None:
+    """Each wallet's own settings as that wallet defines them (``TemplateSettings``)."""
+    channels = wallet_channels()
+    problems = []
+    for wallet, settings in design.wallet_settings.items():
+        channel = channels.get(wallet)
+        if channel is None:
+            continue  # kept for a wallet that is not installed now
+        try:
+            channel.TemplateSettings.model_validate(settings)
+        except ValidationError as exc:
+            problems += [(f"wallet_settings.{wallet}.{'.'.join(map(str, e['loc']))}", e["msg"]) for e in exc.errors()]
+    if problems:
+        raise LibraryError("; ".join(f"{where}: {what}" for where, what in problems), problems)
 
 
 def templates(session: Session, include_archived: bool = False) -> list[PassTemplate]:

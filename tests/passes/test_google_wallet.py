@@ -287,3 +287,28 @@ def test_one_template_serves_both_wallets_from_one_link(google_shop) -> None:
     listed = {t["key"]: t for t in client.get("/api/v1/pass-templates", headers=bearer(shop.token)).json()}
     assert listed["club_card"]["channels"] == ["wallet_apple", GOOGLE]
     assert google["serial"] in fake_state(fake)["objects"]
+
+
+def test_a_templates_google_settings_are_checked_by_google_wallet(google_shop) -> None:
+    shop, card, fake = google_shop
+    design = {**card.design, "wallet_settings": {GOOGLE: {"kind": "boat"}}}
+    body = {
+        "key": "gift",
+        "name": "Gift card",
+        "channel": "wallet_apple",
+        "other_channels": [GOOGLE],
+        "design": design,
+    }
+    with shop.installation.client() as client:
+        refused = client.post("/api/v1/pass-templates", json=body, headers=bearer(shop.token))
+        assert refused.status_code == 422
+        assert refused.json()["problems"][0]["field"] == f"wallet_settings.{GOOGLE}.kind"
+        body["design"] = {**card.design, "wallet_settings": {GOOGLE: {"kind": "giftCard", "currency": "EUR"}}}
+        made = client.post("/api/v1/pass-templates", json=body, headers=bearer(shop.token))
+        assert made.status_code == 201, made.text
+        ann = shop.customer("ann")
+        issued = client.post("/api/v1/passes", json={"template_id": made.json()["id"], "profile_id": ann,
+                                                     "channel": GOOGLE}, headers=bearer(shop.token))  # fmt: skip
+    assert issued.status_code == 201, issued.text
+    gift = fake_state(fake)["objects"][issued.json()["serial"]]
+    assert "cardNumber" in gift and "loyaltyPoints" not in gift  # a gift card, as the setting asked

@@ -503,26 +503,35 @@ def test_the_preview_as_png_is_the_wallets_snapshot_of_the_saved_template(shop: 
     assert bob.status_code == 422 and "cannot get the pass" in bob.text
 
 
-def test_the_editor_issues_the_card_in_other_wallets_too_keeping_their_settings(shop: WalletShop) -> None:
+def test_the_editor_issues_the_card_in_other_wallets_with_their_own_settings(shop: WalletShop) -> None:
     template_id = shop.create_template()
-    row = shop.template(template_id)
     url = f"{BASE}/templates/{template_id}"
-    with shop.session() as session:  # a per-wallet setting the API set
-        saved = session.get(PassTemplate, template_id)
-        assert saved is not None
-        saved.design = {**row.design, "wallet_settings": {"wallet_google": {"kind": "giftCard"}}}
-        session.add(saved)
-        session.commit()
     page = shop.client.get(url).text
     assert 'name="other_wallets" value="wallet_google"' in page and "Also issued in" in page
+    assert 'name="ws.wallet_google.kind"' not in page  # Google's settings show once it is ticked
+    google = {"other_wallets": ["wallet_google"], "ws.wallet_google.kind": ["giftCard"]}
 
-    answer = shop.client.post(url, data={**editor_form(shop), "other_wallets": ["wallet_google"]},
+    refused = shop.client.post(
+        url, data={**editor_form(shop), **google, "ws.wallet_google.currency": ["euro"]}
+    )
+
+    assert refused.status_code == 422
+    assert 'name="ws.wallet_google.currency" value="euro"' in refused.text
+    assert "should match pattern" in refused.text
+    assert shop.template(template_id).wallets() == ["wallet_apple"]  # nothing saved
+
+    answer = shop.client.post(url, data={**editor_form(shop), **google, "ws.wallet_google.currency": ["EUR"]},
                               follow_redirects=False)  # fmt: skip
 
     assert answer.status_code == 303, answer.text
     saved = shop.template(template_id)
     assert saved.wallets() == ["wallet_apple", "wallet_google"]
-    assert saved.design["wallet_settings"] == {"wallet_google": {"kind": "giftCard"}}
-    assert 'value="wallet_google" checked' in shop.client.get(url).text
+    assert saved.design["wallet_settings"] == {"wallet_google": {"kind": "giftCard", "currency": "EUR"}}
+    page = shop.client.get(url).text
+    assert 'value="wallet_google" checked' in page and "<option selected>giftCard</option>" in page
     shop.client.post(url, data=editor_form(shop), follow_redirects=False)  # unticked: Apple Wallet only
-    assert shop.template(template_id).wallets() == ["wallet_apple"]
+    again = shop.template(template_id)
+    assert (
+        again.wallets() == ["wallet_apple"]
+        and again.design["wallet_settings"]["wallet_google"]["kind"] == "giftCard"
+    )

@@ -68,6 +68,12 @@ class Problems:
         """The problems of one input."""
         return self.fields.get(key, [])
 
+    def merge(self, other: Problems) -> None:
+        """Add another form check's problems to these."""
+        self.general += other.general
+        for key, messages in other.fields.items():
+            self.fields.setdefault(key, []).extend(messages)
+
     def __bool__(self) -> bool:
         return bool(self.general or self.fields)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.datastructures import FormData
 
@@ -33,6 +34,8 @@ BEACON_INPUT = re.compile(r"beacon\.(\d{1,2})\.(\w+)")
 TRANSLATION_INPUT = re.compile(r"tr\.([A-Za-z0-9_-]{1,20})\.(.+)")
 MAX_FIELDS = 40
 MAX_TYPED_BEACONS = 20
+
+WALLET_SETTING = "ws."  # prefix of the inputs of per-wallet settings: ws.<wallet>.<setting>
 
 
 @dataclass
@@ -86,6 +89,7 @@ class DesignForm:
     preview_profile: str = ""
     preview_language: str = ""
     other_wallets: list[str] = field(default_factory=list)  # wallets it is issued in besides its own
+    wallet_settings: dict[str, dict[str, str]] = field(default_factory=dict)  # wallet -> setting -> as typed
 
     def field_index(self, key: str) -> int | None:
         """The position of the field with this key, if any."""
@@ -151,7 +155,19 @@ def read_design_form(posted: FormData) -> DesignForm:
         preview_profile=_text(posted, "preview_profile").strip(),
         preview_language=_text(posted, "preview_language").strip(),
         other_wallets=[v for v in posted.getlist("other_wallets") if isinstance(v, str) and v],
+        wallet_settings=_wallet_settings(pairs),
     )  # fmt: skip
+
+
+def _wallet_settings(pairs: list[tuple[str, Any]]) -> dict[str, dict[str, str]]:
+    """The per-wallet settings as posted (inputs named ``ws.<wallet>.<setting>``)."""
+    found: dict[str, dict[str, str]] = {}
+    for name, value in pairs:
+        if name.startswith(WALLET_SETTING) and isinstance(value, str):
+            wallet, _, setting = name.removeprefix(WALLET_SETTING).partition(".")
+            if wallet and setting:
+                found.setdefault(wallet, {})[setting] = value
+    return found
 
 
 def form_of_design(name: str, key: str, design: PassDesign) -> DesignForm:
@@ -172,6 +188,7 @@ def form_of_design(name: str, key: str, design: PassDesign) -> DesignForm:
         images={kind: str(design.images[kind]) if kind in design.images else "" for kind in IMAGE_KINDS},
         language=design.language,
         translations={lang: dict(texts) for lang, texts in design.translations.items() if lang != design.language},
+        wallet_settings={wallet: dict(settings) for wallet, settings in design.wallet_settings.items()},
     )  # fmt: skip
 
 

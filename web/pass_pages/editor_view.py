@@ -20,6 +20,7 @@ from web.pass_pages.bindings import barcode_identifiers, bindable_values
 from web.pass_pages.colours import shown
 from web.pass_pages.design_form import COLOURS, DesignForm, FieldForm, default_texts
 from web.pass_pages.problems import LABELS, input_for_text, label_of
+from web.pass_pages.wallet_settings import settings_sections
 
 STYLES = {"storeCard": "Store card (loyalty)", "coupon": "Coupon", "eventTicket": "Event ticket",
           "generic": "Generic"}  # fmt: skip
@@ -112,4 +113,5 @@ def editor_view(
         "bindings": bindable_values(session), "identifiers": barcode_identifiers(session),
         "recent_profiles": recent(session, RECENT_PROFILES),
         "other_wallets": {key: label for key, label in wallet_labels().items() if key != template.channel},
+        "wallet_settings": settings_sections(template, form, problems),
     }  # fmt: skip

@@ -41,6 +41,7 @@ from web.pass_pages.form_actions import apply_action
 from web.pass_pages.preview_view import preview_of
 from web.pass_pages.problems import library_problems
 from web.pass_pages.to_design import design_of
+from web.pass_pages.wallet_settings import checked_settings
 from web.templating import render
 
 router = APIRouter(
@@ -91,15 +92,18 @@ def _save(
         return _editor_page(request, control, principal, template_id, form, problems)
     with tenant_session(principal.tenant.database) as tenant_db:
         template = template_or_404(tenant_db, template_id)
+        stored = PassDesign.model_validate(template.design).wallet_settings
+        problems = Problems()  # the wallets' own settings are checked with the rest of the design
+        settings = checked_settings(template, form, stored, problems)
         try:
-            # Per-wallet settings are not edited here (the API sets them): they stay as they were.
-            kept = PassDesign.model_validate(template.design).wallet_settings
-            design = design_of(form).model_copy(update={"wallet_settings": kept})
+            design = design_of(form).model_copy(update={"wallet_settings": settings})
+            if problems:
+                raise FormInvalid(Problems())
             saved = library.save_template(tenant_db, key=form.key, name=form.name, channel=template.channel,
                                           design=design.model_dump(mode="json"), by=principal.actor,
                                           template=template, other_channels=form.other_wallets)  # fmt: skip
         except FormInvalid as exc:
-            problems = exc.problems
+            problems.merge(exc.problems)
         except LibraryError as exc:
             problems = library_problems(exc, form)
         else:

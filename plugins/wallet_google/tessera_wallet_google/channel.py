@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -115,6 +115,27 @@ class GoogleWalletConfig(BaseModel):
         return service_account(self.service_account_json.get_secret_value())
 
 
+class GoogleTemplateSettings(BaseModel):
+    """What a pass template sets for Google Wallet alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["automatic", "loyalty", "offer", "generic", "giftCard"] = Field(
+        default="automatic",
+        description="The kind of Google Wallet pass. Automatic: from the style (store card → loyalty, "
+        "coupon → offer, others → generic).",
+    )
+    currency: str | None = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="Gift cards: the balance's currency, e.g. EUR."
+    )
+    issuer_name: str | None = Field(
+        default=None, max_length=100, description="Shown on the card instead of the organization name."
+    )
+    program_name: str | None = Field(
+        default=None, max_length=100, description="Loyalty cards: the program's name (default: the logo text)."
+    )
+
+
 @dataclass(frozen=True)
 class Addresses:
     """Where this tenant's calls go: Google, a private gateway, or the plugin's sandbox."""
@@ -208,6 +229,7 @@ class GoogleWalletChannel(WalletChannel):
     label = "Google Wallet"
     Config = GoogleWalletConfig
     Template = PassSend
+    TemplateSettings = GoogleTemplateSettings
     capabilities = Capabilities(preview=True, update=True, revoke=True, webhooks=True)
     hosted = True
 
