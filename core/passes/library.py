@@ -211,7 +211,9 @@ def _check_wallet_settings(design: PassDesign) -> None:
         try:
             channel.TemplateSettings.model_validate(settings)
         except ValidationError as exc:
-            problems += [(f"wallet_settings.{wallet}.{'.'.join(map(str, e['loc']))}", e["msg"]) for e in exc.errors()]
+            problems += [
+                (f"wallet_settings.{wallet}.{'.'.join(map(str, e['loc']))}", e["msg"]) for e in exc.errors()
+            ]
     if problems:
         raise LibraryError("; ".join(f"{where}: {what}" for where, what in problems), problems)
 

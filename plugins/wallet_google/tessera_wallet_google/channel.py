@@ -132,7 +132,9 @@ class GoogleTemplateSettings(BaseModel):
         default=None, max_length=100, description="Shown on the card instead of the organization name."
     )
     program_name: str | None = Field(
-        default=None, max_length=100, description="Loyalty cards: the program's name (default: the logo text)."
+        default=None,
+        max_length=100,
+        description="Loyalty cards: the program's name (default: the logo text).",
     )
 
 
