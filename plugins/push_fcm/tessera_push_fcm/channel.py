@@ -1,19 +1,32 @@
-"""The FCM push channel: its configuration, template and capabilities.
-
-Only registration is built: delivery, preview and the sandbox's behaviour come in later issues,
-and until then the base :class:`Channel` methods refuse with ``ChannelNotImplemented``.
-"""
+"""The FCM push channel: its configuration, template, capabilities and sending."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import httpx
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from core.plugin_api import Capabilities, Channel
+from core.plugin_api import (
+    Capabilities,
+    Channel,
+    ChannelContext,
+    DeliveryResult,
+    OutboundMessage,
+    PermanentDeliveryError,
+    Preview,
+    ProfileSnapshot,
+)
+from tessera_push_fcm.auth import ServiceAccount, ServiceAccountInvalid, service_account
+from tessera_push_fcm.message import FcmTemplate
+from tessera_push_fcm.preview import preview_html
 from tessera_push_fcm.sandbox import create_sandbox_app
+from tessera_push_fcm.sender import Sender
 
+KEY = "push_fcm"
+FCM_API = "https://fcm.googleapis.com"
 MAX_TOKEN_LENGTH = 4096
 
 
@@ -34,40 +47,85 @@ class FcmConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    project_id: str = Field(min_length=1, description="Firebase project ID, e.g. 'shop-app-b5ae1'.")
+    project_id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="Firebase project ID, e.g. 'shop-app-b5ae1'."
+    )
     service_account_json: SecretStr = Field(
-        description="The service account key file (JSON) with the role Firebase Cloud Messaging Admin."
+        description="The service account key file (JSON) with the role Firebase Cloud Messaging Admin.",
+        json_schema_extra={"upload": "text"},
+    )
+    concurrency: int = Field(default=16, ge=1, le=64, description="Messages sent at the same time.")
+    api_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$",
+        description="Empty for Google. For a private gateway: the address serving /v1/... and /token.",
     )
 
     @field_validator("service_account_json")
     @classmethod
     def _is_service_account(cls, value: SecretStr) -> SecretStr:
-        """Reject anything that is not a Google service-account key file."""
+        """Reject anything that is not a usable Google service-account key file."""
         try:
-            info: Any = json.loads(value.get_secret_value())
-        except ValueError:
-            raise ValueError("Paste the whole service account key file: it is not valid JSON.") from None
-        if not isinstance(info, dict) or not {"client_email", "private_key"} <= info.keys():
-            raise ValueError("This JSON is not a service account key (needs client_email and private_key).")
+            service_account(value.get_secret_value())
+        except ServiceAccountInvalid as exc:
+            raise ValueError(f"Upload the service account key file: {exc}.") from None
         return value
 
+    def account(self) -> ServiceAccount:
+        """The service account, its key parsed once."""
+        return service_account(self.service_account_json.get_secret_value())
 
-class FcmTemplate(BaseModel):
-    """One push notification, as a marketer writes it."""
 
-    model_config = ConfigDict(extra="forbid")
+def _config(ctx: ChannelContext) -> FcmConfig:
+    if not isinstance(ctx.config, FcmConfig):
+        raise PermanentDeliveryError(
+            "Firebase push is not configured for this tenant: add the project id and the service "
+            "account key under Settings > Plugins.",
+            reason_code="not_configured",
+        )
+    return ctx.config
 
-    title: str = Field(min_length=1)
-    body: str = Field(min_length=1)
-    image_url: str | None = None
-    data: dict[str, str] = Field(default_factory=dict, description="Key/value pairs the app receives.")
-    deep_link: str | None = Field(default=None, description="Where a tap opens the app or page.")
+
+def sender(ctx: ChannelContext, config: FcmConfig) -> Sender:
+    """The sender for this tenant: to the sandbox in test mode (told of the account first), else FCM."""
+    account = config.account()
+    base = ctx.sandbox_url if ctx.sandbox else config.api_url
+    if ctx.sandbox:
+        _introduce(ctx.sandbox_url, account)
+    if base:
+        base = base.rstrip("/")
+        return Sender(account, config.project_id, base, f"{base}/token", config.concurrency)
+    return Sender(account, config.project_id, FCM_API, account.token_uri, config.concurrency)
+
+
+_introduced: set[tuple[str, str]] = set()
+
+
+def _introduce(sandbox_url: str, account: ServiceAccount) -> None:
+    """Have the sandbox trust this service account, once per process.
+
+    The account may have been generated in another process (the demo's seeding, a test) than the
+    sandbox, so the sandbox cannot know its key otherwise.
+    """
+    if (sandbox_url, account.client_email) in _introduced:
+        return
+    public = account.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    try:
+        answer = httpx.post(
+            f"{sandbox_url.rstrip('/')}/_sandbox/accounts",
+            json={"client_email": account.client_email, "public_key_pem": public},
+            timeout=10.0,
+        )
+    except httpx.HTTPError:
+        return  # the token call that follows says what is wrong
+    if answer.status_code == 201:
+        _introduced.add((sandbox_url, account.client_email))
 
 
 class FcmChannel(Channel):
     """Push notifications to app installs, addressed by their FCM registration token."""
 
-    key = "push_fcm"
+    key = KEY
     label = "Push notification (Firebase)"
     Config = FcmConfig
     Template = FcmTemplate
@@ -75,6 +133,21 @@ class FcmChannel(Channel):
         preview=True, webhooks=False, address_identifier="fcm_token", rate_limit_per_second=500
     )
 
+    def render_preview(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> Preview:
+        """The notification on an Android and an iOS lock screen, side by side."""
+        return Preview(html=preview_html(FcmTemplate.model_validate(template.model_dump())))
+
+    def deliver(self, ctx: ChannelContext, batch: list[OutboundMessage]) -> list[DeliveryResult]:
+        """Send each message to its registration token; one result per message."""
+        config = _config(ctx)
+        return sender(ctx, config).deliver(batch)
+
+    def sandbox_config(self) -> dict[str, Any] | None:
+        """A TEST-ONLY project and service account generated at run time: they work only in the sandbox."""
+        from tessera_push_fcm.testkeys import PROJECT_ID, test_service_account  # generates a key on first use
+
+        return {"project_id": PROJECT_ID, "service_account_json": json.dumps(test_service_account())}
+
     def sandbox_app(self) -> Any:
-        """A local fake of the FCM HTTP v1 API (answers 501 until its own issue builds it)."""
+        """A local fake of FCM HTTP v1 and Google's token endpoint."""
         return create_sandbox_app()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
 import pluggy
 import pytest
+from tessera_push_fcm.testkeys import test_service_account
 
 from core.plugin_api import (
     PROJECT,
@@ -46,14 +48,19 @@ def test_entry_point_registers_one_channel_named_like_it() -> None:
     assert channel.capabilities.address_identifier == "fcm_token"
 
 
-def test_deliver_refuses_honestly() -> None:
-    """Nothing pretends to send: deliver raises ChannelNotImplemented (permanent, not_implemented)."""
+def test_deliver_is_built() -> None:
+    """deliver no longer refuses as not implemented: unconfigured it says so, an empty batch is fine."""
     (channel,) = registered("register_channels")
     ctx = ChannelContext(tenant="t", config=None, sandbox=True, sandbox_url="http://x", public_url="http://x")
-    with pytest.raises(ChannelNotImplemented) as caught:
+    with pytest.raises(PermanentDeliveryError) as caught:
         channel.deliver(ctx, [])
-    assert isinstance(caught.value, PermanentDeliveryError)
-    assert caught.value.reason_code == "not_implemented"
+    assert not isinstance(caught.value, ChannelNotImplemented)
+    assert caught.value.reason_code == "not_configured"
+    configured = ChannelContext(
+        tenant="t", config=channel.Config(**channel.sandbox_config()), sandbox=True, sandbox_url="http://x",
+        public_url="http://x",
+    )  # fmt: skip
+    assert channel.deliver(configured, []) == []
 
 
 def test_fcm_token_identifier_type() -> None:
@@ -68,13 +75,23 @@ def test_fcm_token_identifier_type() -> None:
 
 
 def test_config_forbids_extras_and_hides_the_key() -> None:
-    """The config takes a real service-account JSON and never echoes it."""
+    """The config takes a real service-account key file (parsed) and never echoes it."""
     config_cls = load_plugin().FcmChannel.Config
-    key = '{"client_email": "a@b.iam.gserviceaccount.com", "private_key": "k"}'
+    key = json.dumps(test_service_account())
     config = config_cls(project_id="shop", service_account_json=key)
-    assert "private_key" not in repr(config)
+    assert "PRIVATE KEY" not in repr(config) and config.concurrency == 16
+    schema = config_cls.model_json_schema()["properties"]["service_account_json"]
+    assert schema["upload"] == "text"
     with pytest.raises(ValueError):
         config_cls(project_id="shop", service_account_json=key, extra=1)
-    with pytest.raises(ValueError) as caught:
-        config_cls(project_id="shop", service_account_json="not json secret")
-    assert "secret" not in str(caught.value)
+    for bad, said in [
+        ("not json secret", "not valid JSON"),
+        ('{"client_email": "a@b", "private_key": "secret-k"}', "cannot be read"),
+        ('{"client_email": "a@b"}', "needs client_email and private_key"),
+    ]:
+        with pytest.raises(ValueError) as caught:
+            config_cls(project_id="shop", service_account_json=bad)
+        assert said in str(caught.value) and "secret" not in str(caught.value)
+    for bad_field in [{"project_id": "Shop App"}, {"concurrency": 0}, {"api_url": "ftp://x"}]:
+        with pytest.raises(ValueError):
+            config_cls(**{"project_id": "shop", "service_account_json": key, **bad_field})
