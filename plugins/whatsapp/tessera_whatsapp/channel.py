@@ -1,20 +1,30 @@
-"""The WhatsApp channel: its configuration, template, capabilities and webhook handshake.
-
-Only registration and Meta's webhook verification handshake are built: sending, preview, webhook
-events and the sandbox's behaviour come in later issues. Until then the base :class:`Channel`
-methods refuse with ``ChannelNotImplemented``.
-"""
+"""The WhatsApp channel: template, text and media messages through Meta's WhatsApp Cloud API."""
 
 from __future__ import annotations
 
-import hmac
+import html
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel
 
-from core.plugin_api import Capabilities, Channel, ChannelContext, WebhookRequest, WebhookResponse
-from tessera_whatsapp.sandbox import create_sandbox_app
+from core.plugin_api import (
+    Capabilities,
+    Channel,
+    ChannelContext,
+    DeliveryResult,
+    OutboundMessage,
+    PermanentDeliveryError,
+    Preview,
+    ProfileSnapshot,
+    WebhookRequest,
+    WebhookResponse,
+)
+from tessera_whatsapp import sandbox, sending, webhooks
+from tessera_whatsapp.bodies import WhatsAppTemplate
+from tessera_whatsapp.config import WhatsAppConfig
+
+__all__ = ["WhatsAppChannel", "WhatsAppConfig", "WhatsAppTemplate", "normalize_whatsapp_id"]
 
 SEPARATORS = re.compile(r"[\s+\-.()]")
 
@@ -27,42 +37,16 @@ def normalize_whatsapp_id(raw: str) -> str:
     return digits
 
 
-class WhatsAppConfig(BaseModel):
-    """A tenant's WhatsApp Business number and the credentials of its Meta app."""
-
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    phone_number_id: str = Field(pattern=r"^\d+$", description="Graph id of the sending number.")
-    business_account_id: str = Field(pattern=r"^\d+$", description="WhatsApp Business Account id.")
-    access_token: SecretStr = Field(description="System user access token (whatsapp_business_messaging).")
-    app_secret: SecretStr = Field(description="The Meta app's secret, to check webhook signatures.")
-    webhook_verify_token: SecretStr = Field(description="Any string; give Meta the same one.")
-    api_version: str = Field(default="v23.0", pattern=r"^v\d+\.\d+$")
-
-
-class WhatsAppTemplate(BaseModel):
-    """An approved WhatsApp message template and the values of its body parameters."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    template_name: str = Field(pattern=r"^[a-z0-9_]+$", max_length=512)
-    language: str = Field(default="en_US", pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
-    body_parameters: list[str] = Field(default_factory=list, description="{{1}}, {{2}}... in order.")
-
-
-def verify_subscription(config: BaseModel | None, query: dict[str, str]) -> WebhookResponse:
-    """Meta's GET handshake: echo ``hub.challenge`` if mode and verify token match, else 403."""
-    expected = ""
-    if isinstance(config, WhatsAppConfig):
-        expected = config.webhook_verify_token.get_secret_value()
-    given = query.get("hub.verify_token", "")
-    if not expected or query.get("hub.mode") != "subscribe" or not hmac.compare_digest(given, expected):
-        return WebhookResponse(status_code=403, body="Verification failed: wrong hub.mode or verify token.")
-    return WebhookResponse(status_code=200, body=query.get("hub.challenge", ""))
+def _config(ctx: ChannelContext) -> WhatsAppConfig:
+    if not isinstance(ctx.config, WhatsAppConfig):
+        raise PermanentDeliveryError(
+            "WhatsApp is not configured for this tenant.", reason_code="not_configured"
+        )
+    return ctx.config
 
 
 class WhatsAppChannel(Channel):
-    """WhatsApp template messages, addressed by the recipient's WhatsApp id."""
+    """WhatsApp messages, addressed by the recipient's WhatsApp id."""
 
     key = "whatsapp"
     label = "WhatsApp"
@@ -72,12 +56,39 @@ class WhatsAppChannel(Channel):
         preview=True, webhooks=True, address_identifier="whatsapp_id", rate_limit_per_second=80
     )
 
+    def render_preview(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> Preview:
+        """What will be sent: the template's name and parameters, or the free-form text or media."""
+        assert isinstance(template, WhatsAppTemplate)
+        if template.kind == "template":
+            rows = [
+                f"Template <b>{html.escape(template.template_name or '')}</b> ({html.escape(template.language)})"
+            ]
+            rows += [f"{{{{{i}}}}} = {html.escape(v)}" for i, v in enumerate(template.body_parameters, 1)]
+        elif template.kind == "text":
+            rows = [html.escape(template.text or "")]
+        else:
+            rows = [
+                f"{template.kind}: {html.escape(template.media_url or '')}",
+                html.escape(template.caption or ""),
+            ]
+        return Preview(html="<div class='whatsapp'>" + "<br>".join(rows) + "</div>")
+
+    def deliver(self, ctx: ChannelContext, batch: list[OutboundMessage]) -> list[DeliveryResult]:
+        """Send each message to its WhatsApp id; sent with Meta's ``wamid``, or failed with why."""
+        if not batch:
+            return []
+        config = _config(ctx)
+        return sending.deliver_batch(config, sending.base_url(config, ctx.sandbox, ctx.sandbox_url), batch)
+
     def handle_webhook(self, ctx: ChannelContext, request: WebhookRequest) -> WebhookResponse:
-        """Answer Meta's verification handshake; event notifications (POST) are not handled yet."""
-        if request.method == "GET":
-            return verify_subscription(ctx.config, request.query)
-        return WebhookResponse(status_code=501, body="WhatsApp webhook events are not implemented yet.")
+        """Meta's verification handshake (GET) and signed status notifications (POST)."""
+        config = ctx.config if isinstance(ctx.config, WhatsAppConfig) else None
+        return webhooks.handle(config, request)
+
+    def sandbox_config(self) -> dict[str, Any] | None:
+        """Credentials and ids the sandbox accepts."""
+        return sandbox.sandbox_config()
 
     def sandbox_app(self) -> Any:
-        """A local fake of the WhatsApp Cloud API (answers 501 until its own issue builds it)."""
-        return create_sandbox_app()
+        """A local fake of the WhatsApp Cloud API (messages, templates, window, limits, webhooks)."""
+        return sandbox.FakeWhatsApp().app

@@ -13,9 +13,10 @@ from core.plugin_api import (
     PROJECT,
     Channel,
     ChannelContext,
-    ChannelNotImplemented,
     IdentifierType,
+    OutboundMessage,
     PermanentDeliveryError,
+    ProfileSnapshot,
 )
 
 NAME = "whatsapp"
@@ -46,14 +47,17 @@ def test_entry_point_registers_one_channel_named_like_it() -> None:
     assert channel.capabilities.address_identifier == "whatsapp_id"
 
 
-def test_deliver_refuses_honestly() -> None:
-    """Nothing pretends to send: deliver raises ChannelNotImplemented (permanent, not_implemented)."""
+def test_deliver_without_config_refuses_permanently() -> None:
+    """Delivery is built: an empty batch sends nothing; without a config it refuses (not_configured)."""
     (channel,) = registered("register_channels")
     ctx = ChannelContext(tenant="t", config=None, sandbox=True, sandbox_url="http://x", public_url="http://x")
-    with pytest.raises(ChannelNotImplemented) as caught:
-        channel.deliver(ctx, [])
-    assert isinstance(caught.value, PermanentDeliveryError)
-    assert caught.value.reason_code == "not_implemented"
+    assert channel.deliver(ctx, []) == []
+    profile = ProfileSnapshot(id="p")
+    message = OutboundMessage(delivery_id="1", idempotency_key="k", profile=profile, address="1", template={})
+    with pytest.raises(PermanentDeliveryError) as caught:
+        channel.deliver(ctx, [message])
+    assert caught.value.reason_code == "not_configured"
+    assert channel.sandbox_config() is not None
 
 
 def test_whatsapp_id_identifier_type() -> None:

@@ -1,0 +1,99 @@
+"""Sending a batch through ``POST /{version}/{phone_number_id}/messages``, paced per number."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from core.plugin_api import DeliveryResult, DeliveryStatus, OutboundMessage
+from tessera_whatsapp.bodies import WhatsAppTemplate, message_body
+from tessera_whatsapp.config import WhatsAppConfig
+from tessera_whatsapp.errors import classify
+from tessera_whatsapp.throttle import limiter_for
+
+# Enough parallel requests to reach 80 messages/s at Meta's usual latency.
+WORKERS = 16
+TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+
+_clients: dict[str, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(base_url: str) -> httpx.Client:
+    """The process's pooled HTTP client for one API base URL (connections are reused)."""
+    with _clients_lock:
+        client = _clients.get(base_url)
+        if client is None:
+            limits = httpx.Limits(max_connections=WORKERS * 2, max_keepalive_connections=WORKERS)
+            client = _clients[base_url] = httpx.Client(base_url=base_url, timeout=TIMEOUT, limits=limits)
+        return client
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _failed(
+    message: OutboundMessage, reason: str, detail: str, retryable: bool, after: float | None
+) -> DeliveryResult:
+    return DeliveryResult(delivery_id=message.delivery_id, status=DeliveryStatus.failed, reason_code=reason,
+                          detail=detail[:1000], retryable=retryable, retry_after=after)  # fmt: skip
+
+
+def result_of(message: OutboundMessage, response: httpx.Response) -> DeliveryResult:
+    """The delivery result Meta's answer to one send means."""
+    try:
+        payload: Any = response.json()
+    except ValueError:
+        payload = None
+    if response.status_code == 200 and isinstance(payload, dict) and payload.get("messages"):
+        return DeliveryResult(
+            delivery_id=message.delivery_id,
+            status=DeliveryStatus.sent,
+            provider_id=payload["messages"][0]["id"],
+        )
+    error = payload.get("error") if isinstance(payload, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    found = classify(code if isinstance(code, int) else None, response.status_code, _retry_after(response))
+    text = error.get("message", "") if isinstance(error, dict) else response.text[:200]
+    details = (error.get("error_data") or {}).get("details") if isinstance(error, dict) else None
+    detail = f"HTTP {response.status_code}, Meta code {code}: {text}" + (f" ({details})" if details else "")
+    return _failed(message, found.reason_code, detail, found.retryable, found.retry_after)
+
+
+def base_url(config: WhatsAppConfig, sandbox: bool, sandbox_url: str) -> str:
+    """Where the Graph API is: the tenant's sandbox, a configured gateway, or Meta."""
+    if sandbox:
+        return sandbox_url.rstrip("/")
+    return (config.api_url or "https://graph.facebook.com").rstrip("/")
+
+
+def deliver_batch(config: WhatsAppConfig, url: str, batch: list[OutboundMessage]) -> list[DeliveryResult]:
+    """Send each message (in parallel, never faster than the number's limit); a result each."""
+    client = client_for(url)
+    limiter = limiter_for(url, config.phone_number_id, config.messages_per_second)
+    path = f"/{config.api_version}/{config.phone_number_id}/messages"
+    headers = {"Authorization": f"Bearer {config.access_token.get_secret_value()}"}
+
+    def send(message: OutboundMessage) -> DeliveryResult:
+        try:
+            template = WhatsAppTemplate.model_validate(message.template)
+        except ValueError as exc:
+            return _failed(message, "invalid_content", str(exc), False, None)
+        limiter.acquire()
+        try:
+            response = client.post(path, json=message_body(message.address, template), headers=headers)
+        except httpx.HTTPError as exc:  # timeouts, refused connections: Meta may be fine a moment later
+            return _failed(message, "network_error", f"{type(exc).__name__}: {exc}", True, None)
+        return result_of(message, response)
+
+    if len(batch) <= 1:
+        return [send(message) for message in batch]
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(batch))) as pool:
+        return list(pool.map(send, batch))
