@@ -4,10 +4,12 @@ sees the same plugins but cannot change them."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from playwright.sync_api import Page, expect
+from tessera_push_fcm.testkeys import test_service_account
 
 from core.db.engines import control_session
 from core.tenancy.members import put_member
@@ -15,7 +17,7 @@ from core.tenancy.tenants import get_tenant
 from tests.support import PASSWORD
 
 pytestmark = pytest.mark.browser
-SERVICE_ACCOUNT = '{"type": "service_account", "client_email": "push@shop.iam.gserviceaccount.com", "private_key": "-----BEGIN PRIVATE KEY-----\\nMII\\n-----END PRIVATE KEY-----\\n"}'
+SERVICE_ACCOUNT = json.dumps({**test_service_account(), "client_email": "push@shop.iam.gserviceaccount.com"})
 
 
 def sign_in(page: Page, base: str, email: str) -> None:

@@ -192,11 +192,21 @@ def test_report_figures_equal_a_direct_count_of_deliveries(shop) -> None:
     assert campaign.status == CampaignStatus.completed
 
 
-def test_a_channel_that_cannot_preview_yet_still_shows_the_texts(shop) -> None:
+def test_a_channel_that_cannot_preview_yet_still_shows_the_texts(
+    shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (pid,) = shop.customers(1)
+    from tessera_push_fcm.channel import FcmChannel
+
     from core.db.engines import control_session
+    from core.plugin_api import ChannelNotImplemented
     from core.plugins import get_host
     from core.tenancy.plugin_settings import channel_context, set_enabled
+
+    def not_yet(self: FcmChannel, ctx: object, template: object, profile: object) -> None:
+        raise ChannelNotImplemented("push_fcm", "preview")
+
+    monkeypatch.setattr(FcmChannel, "render_preview", not_yet)  # as a channel without previews would be
 
     with control_session() as control:
         set_enabled(control, shop.tenant, get_host(), "push_fcm", True)

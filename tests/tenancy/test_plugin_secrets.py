@@ -13,6 +13,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
+from tessera_push_fcm.testkeys import test_service_account
 
 from core.crypto import SecretDecryptionError
 from core.db.engines import control_engine, control_session
@@ -23,7 +24,8 @@ from core.tenancy.plugin_settings import channel_config
 from core.tenancy.tenants import get_tenant
 from tests.support import bearer, csrf_of, login
 
-PRIVATE_KEY = "-----BEGIN PRIVATE KEY-----ZEBRA-7f3a9c-TOPSECRET-----END PRIVATE KEY-----"
+PRIVATE_KEY = test_service_account()["private_key"]  # a real key: the channel refuses one it cannot read
+KEY_FRAGMENT = PRIVATE_KEY.splitlines()[1]  # a line of the key's base64, to look for
 CLIENT_EMAIL = "quokka-sender@acme-app.iam.gserviceaccount.com"
 SECRET = json.dumps({"type": "service_account", "client_email": CLIENT_EMAIL, "private_key": PRIVATE_KEY})
 MASK = "**********"
@@ -87,7 +89,7 @@ def test_the_secret_is_sealed_at_rest(client) -> None:
     assert set(sealed) == {"$enc"}
 
     everything = control_database_text()
-    for fragment in [PRIVATE_KEY, "ZEBRA-7f3a9c", CLIENT_EMAIL, "quokka-sender"]:
+    for fragment in [PRIVATE_KEY, KEY_FRAGMENT, CLIENT_EMAIL, "quokka-sender"]:
         assert fragment not in everything
 
 
@@ -97,7 +99,7 @@ def test_the_sqlite_files_do_not_contain_the_secret(sqlite_installation) -> None
     files = {path: path.read_bytes() for path in sqlite_installation.data_dir.rglob("*") if path.is_file()}
     assert any(b"acme-app" in data for data in files.values())  # the config itself is on disk
     for path, data in files.items():
-        assert b"ZEBRA-7f3a9c" not in data, path
+        assert KEY_FRAGMENT.encode() not in data, path
         assert b"quokka-sender" not in data, path
 
 
@@ -109,10 +111,15 @@ def test_the_channel_gets_the_secret_decrypted(client) -> None:
 def test_the_api_only_says_a_secret_is_set(client, acme) -> None:
     shown = client.get(CONFIG_URL, headers=bearer(acme.api_token))
     assert shown.status_code == 200
-    assert shown.json() == {"project_id": "acme-app", "service_account_json": MASK}
+    assert shown.json() == {
+        "project_id": "acme-app",
+        "service_account_json": MASK,
+        "concurrency": 16,
+        "api_url": None,
+    }
     audit = client.get("/api/v1/audit?action=plugin.config", headers=bearer(acme.api_token))
     assert audit.json()[0]["detail"] == {"fields": ["project_id", "service_account_json"]}
-    assert "ZEBRA" not in audit.text and "quokka" not in audit.text
+    assert KEY_FRAGMENT not in audit.text and "quokka" not in audit.text
 
 
 @pytest.mark.parametrize("blank", ["", None])
@@ -123,7 +130,12 @@ def test_saving_with_a_blank_secret_keeps_the_stored_one(client, acme, blank) ->
         headers=bearer(acme.api_token),
     )
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"project_id": "acme-app-2", "service_account_json": MASK}
+    assert answer.json() == {
+        "project_id": "acme-app-2",
+        "service_account_json": MASK,
+        "concurrency": 16,
+        "api_url": None,
+    }
     assert stored_secret() == SECRET
     assert stored_project_id() == "acme-app-2"
 
@@ -136,7 +148,7 @@ def test_saving_with_the_secret_omitted_keeps_the_stored_one(client, acme) -> No
 
 
 def test_saving_a_new_secret_replaces_the_old_one(client, acme) -> None:
-    new = json.dumps({"client_email": "other@acme-app.iam.gserviceaccount.com", "private_key": "new-key"})
+    new = json.dumps({"client_email": "other@acme-app.iam.gserviceaccount.com", "private_key": PRIVATE_KEY})
     answer = client.put(
         CONFIG_URL,
         json={"project_id": "acme-app", "service_account_json": new},
@@ -163,7 +175,7 @@ def test_the_settings_page_never_shows_the_secret(client, acme) -> None:
     assert page.status_code == 200
     assert 'value="acme-app"' in page.text
     assert "stored — leave blank to keep" in page.text
-    for fragment in ["ZEBRA-7f3a9c", "quokka-sender", MASK]:
+    for fragment in [KEY_FRAGMENT, "quokka-sender", MASK]:
         assert fragment not in page.text
 
 
@@ -179,7 +191,7 @@ def test_the_settings_form_keeps_the_secret_when_left_blank(client, acme) -> Non
     )
     assert answer.status_code == 200
     assert "Configuration saved." in answer.text
-    assert "ZEBRA-7f3a9c" not in answer.text
+    assert KEY_FRAGMENT not in answer.text
     assert stored_secret() == SECRET
     assert stored_project_id() == "acme-app-ui"
 

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlmodel import Session, func, select
+from tessera_push_fcm.testkeys import test_service_account
 
 from core.db.engines import control_engine, tenant_engine
 from core.queue.models import Job
@@ -21,7 +22,10 @@ from core.tenancy.onboarding import NewTenant
 from tests.support import bearer, login
 
 SERVICE_ACCOUNT = json.dumps(
-    {"client_email": "push@acme-app.iam.gserviceaccount.com", "private_key": "acme-private-key-7f3a"}
+    {
+        "client_email": "push@acme-app.iam.gserviceaccount.com",
+        "private_key": test_service_account()["private_key"],
+    }
 )
 FCM_CONFIG = {"project_id": "acme-app-b5ae1", "service_account_json": SERVICE_ACCOUNT}
 SEND_PATH = "/v1/projects/p/messages:send"
@@ -47,7 +51,7 @@ def acme_sets_up_push_fcm(api: TestClient, acme: NewTenant) -> None:
     saved = api.put("/api/v1/channels/push_fcm/config", json=FCM_CONFIG, headers=bearer(acme.api_token))
     assert saved.status_code == 200, saved.text
     sent = api.post(f"/sandbox/acme/push_fcm{SEND_PATH}", json={"message": {}}, headers=bearer("x"))
-    assert sent.status_code == 501  # the fake FCM answered (it is not built yet), and was recorded
+    assert sent.status_code == 401  # the fake FCM answered (no token it issued), and was recorded
 
 
 def plugin_state(api: TestClient, token: str, name: str) -> dict:

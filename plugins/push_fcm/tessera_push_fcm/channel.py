@@ -51,8 +51,7 @@ class FcmConfig(BaseModel):
         pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="Firebase project ID, e.g. 'shop-app-b5ae1'."
     )
     service_account_json: SecretStr = Field(
-        description="The service account key file (JSON) with the role Firebase Cloud Messaging Admin.",
-        json_schema_extra={"upload": "text"},
+        description="The service account key file (JSON) with the role Firebase Cloud Messaging Admin: paste it."
     )
     concurrency: int = Field(default=16, ge=1, le=64, description="Messages sent at the same time.")
     api_url: str | None = Field(

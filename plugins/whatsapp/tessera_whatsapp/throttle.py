@@ -13,8 +13,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-# A little more than a second: requests sent exactly 1 s apart may arrive closer than that.
-WINDOW = 1.02
+# More than a second: Meta counts requests as they arrive, and requests sent 1 s apart may arrive
+# closer than that when the network or this machine is busy (a 20 ms margin was seen to fall short).
+# The cost: at most 91 % of the configured rate.
+WINDOW = 1.1
 
 
 class SlidingWindowLimiter:
