@@ -34,9 +34,11 @@ from core.journeys.models import (
 )
 from core.journeys.run import Run, Runtime, definition_of, latest_event_id, schedule_timers
 from core.journeys.timers import write_lock
+from core.journeys.triggers import EVENTS, INTERNALS
 from core.profiles.service import get_profile
 from core.queue.outbox import add_job
 from core.segments.service import TenantScope
+from core.streams.cursor import cursor_named
 from core.tenancy.models import Tenant
 
 __all__ = [
@@ -175,6 +177,10 @@ def activate(session: Session, tenant: Tenant, scope: TenantScope, journey: Jour
     )
     journey.updated_at, journey.updated_by = now, actor
     session.add(journey)
+    # The stream followers start from these positions if they have not started yet: a follower made
+    # later (after the first events were processed) would start past them and never see them.
+    cursor_named(session, EVENTS, journey.event_position)
+    cursor_named(session, INTERNALS, journey.internal_position)
     schedule_timers(session, tenant.slug, [now])
     if isinstance(definition_of(journey).trigger, d.DateTrigger):
         add_job(session, tenant.slug, DATES, {})  # today's dates need not wait for the hourly run

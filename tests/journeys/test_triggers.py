@@ -175,3 +175,11 @@ def test_an_event_trigger_may_name_a_loyalty_event(shop) -> None:
     assert [e.profile_id for e in entries(shop, journey.id)] == [ann]
     assert len(deliveries(shop, journey.id)) == 1
     assert [m.body for m in shop.provider.messages] == ["Welcome to Gold"]
+
+
+def test_the_first_events_a_new_tenant_ever_processes_still_enter_an_active_journey(shop) -> None:
+    # Nothing was processed before the journey was activated: the stream's followers start with it.
+    journey = make_journey(shop, definition({"type": "event", "event": "Signed Up"}, {"s1": EXIT}))
+    track(shop, "c0", "Signed Up")
+    (entry,) = entries(shop, journey.id)
+    assert entry.state == EntryState.exited  # entered, and went through to the exit
