@@ -115,6 +115,9 @@ class ProfileSnapshot(BaseModel):
     consents: dict[str, bool] = {}
     locale: str | None = None
     timezone: str | None = None
+    # When this person last wrote to the business on the channel being sent (from the events the
+    # channel reported as ``InboundMessage`` s), if ever: the start of a customer-service window.
+    last_inbound_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,13 @@ class ChannelContext:
 
 
 class OutboundMessage(BaseModel):
-    """One message for one recipient, as the orchestration hands it to ``Channel.deliver``."""
+    """One message for one recipient, as the orchestration hands it to ``Channel.deliver``.
+
+    ``address`` is the profile's address on the channel; ``profile.identifiers`` holds all of its
+    live addresses of that type, ``address`` first (a channel reaching every device may use them
+    all). ``open_url`` is this delivery's signed open-tracking address: whoever calls it (``GET``
+    or ``POST``, no body) records the message as opened, once.
+    """
 
     delivery_id: str
     idempotency_key: str
@@ -142,6 +151,7 @@ class OutboundMessage(BaseModel):
     address: str
     template: dict[str, Any]
     variables: dict[str, Any] = {}
+    open_url: str | None = None
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -166,6 +176,9 @@ class DeliveryResult(BaseModel):
     detail: str | None = None
     retryable: bool = False
     retry_after: float | None = None
+    # Addresses the provider says no longer exist (an uninstalled app's token): whatever the
+    # status, the core stops sending to them; a later event carrying one brings it back.
+    gone_addresses: list[str] = []
 
 
 class ChannelEvent(BaseModel):
@@ -190,22 +203,46 @@ class WebhookRequest:
     body: bytes
 
 
+class InboundMessage(BaseModel):
+    """A customer's own message to the business, reported by a provider's webhook.
+
+    The core records it as a ``track`` event named by the channel's ``capabilities.inbound_event``
+    on the profile that ``identifiers`` resolve to (``{"whatsapp_id": ..., "phone": ...}``; a new
+    profile if none matches), so segments, journeys ("wait for a reply") and the timeline see it.
+    ``message_id`` is the provider's id: a replayed webhook records nothing twice. ``opt_out``
+    (the customer asked to stop) also withdraws their marketing consent on the channel.
+    """
+
+    message_id: str = Field(min_length=1, max_length=150)
+    identifiers: dict[str, str] = Field(min_length=1)
+    occurred_at: datetime | None = None
+    properties: dict[str, Any] = {}
+    opt_out: bool = False
+
+
 @dataclass(frozen=True)
 class WebhookResponse:
-    """What to answer the provider, and the events its call carried."""
+    """What to answer the provider, and what its call carried: delivery events, customers' messages."""
 
     status_code: int = 200
     body: str = ""
     media_type: str = "text/plain"
     events: list[ChannelEvent] = field(default_factory=list)
+    inbound: list[InboundMessage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One reason a message cannot be sent to one profile, said so a marketer can fix it."""
+    """One reason a message cannot be sent to one profile, said so a marketer can fix it.
+
+    With ``suppress`` the message is not wrong but may not go to this person now (outside a
+    customer-service window, say): the delivery is suppressed with ``reason_code``, not failed.
+    """
 
     field: str
     message: str
+    suppress: bool = False
+    reason_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +263,8 @@ class Capabilities:
     webhooks: bool = False
     rate_limit_per_second: float | None = None
     address_identifier: str | None = None
+    # The track event name customers' own messages (``WebhookResponse.inbound``) are recorded as.
+    inbound_event: str | None = None
 
 
 class EmptyConfig(BaseModel):
@@ -382,6 +421,37 @@ def pass_registry(tenant: str, channel: str) -> Any:
     return PassRegistry(tenant, channel)
 
 
+def pace(key: str, per_second: float) -> None:
+    """Block until the next free slot of ``key``, so that calls counted under it start at most
+    ``per_second`` per second, evenly spaced, across every worker process (a provider's limit per
+    sending number, say). Prefix keys with the plugin name and the tenant's sender."""
+    from core.delivery.rates import pace as take_slot  # Redis and settings: loaded when first paced
+
+    take_slot(key, per_second)
+
+
+def claim(key: str, every_seconds: float) -> float:
+    """Claim ``key`` now if nobody did in the last ``every_seconds``: returns 0.0; otherwise the
+    seconds until it can be claimed, claiming nothing (a per-recipient limit, say). Shared across
+    every worker process like :func:`pace`."""
+    from core.delivery.rates import claim as claim_slot
+
+    return claim_slot(key, every_seconds)
+
+
+def plugin_data(tenant: str, plugin: str) -> Any:
+    """One plugin's own records in one tenant's database: JSON values by key.
+
+    The object (a :class:`core.plugin_data.service.PluginData`) has ``get(key, default)``,
+    ``put(key, value)``, ``delete(key)``, ``keys(prefix)`` and ``updated_at(key)``, each in its
+    own committed transaction. Keep it small (synced provider lists, sync times); profile data
+    belongs in identifiers, traits and events. Raises ``TenancyError`` for an unknown tenant.
+    """
+    from core.plugin_data.service import PluginData  # needs the database; the API does not
+
+    return PluginData(tenant, plugin)
+
+
 # --- other registrable things -----------------------------------------------------------------
 @dataclass(frozen=True)
 class IdentifierType:
@@ -390,7 +460,9 @@ class IdentifierType:
     ``normalize`` returns the canonical form or raises ``ValueError`` with a readable reason.
     ``unique_per_profile``: a profile holds at most one value of this type, so two profiles with
     different values never merge. ``merges_known_profiles``: whether a shared value alone may
-    merge two profiles that both already have a unique identifier.
+    merge two profiles that both already have a unique identifier. Values arrive in the
+    ``traits`` and ``context.traits`` of events under ``key``, and with ``from_device_token``
+    also as Segment's ``context.device.token``.
     """
 
     key: str
@@ -398,6 +470,8 @@ class IdentifierType:
     normalize: Callable[[str], str] = str.strip
     unique_per_profile: bool = False
     merges_known_profiles: bool = True
+    # Also read from Segment's ``context.device.token`` (the device's push token) of any event.
+    from_device_token: bool = False
 
 
 @dataclass(frozen=True)

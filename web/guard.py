@@ -13,11 +13,12 @@ from starlette.routing import BaseRoute
 # own authentication (provider signatures, sandbox auth) behind a per-tenant enablement check,
 # ingestion (/v1/, authenticated by the tenant's write key), and tracked links (/l/, clicked by
 # customers; the token is signed per tenant and delivery), and wallet pass links (/w/, opened by
-# customers; the token is signed per tenant, template and profile).
+# customers; the token is signed per tenant, template and profile), and open reports (/o/, called by
+# apps when a push notification is opened; signed per tenant and delivery).
 PUBLIC_PATHS = frozenset(
     {"/login", "/logout", "/", "/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
 )
-PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/", "/l/", "/w/")
+PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/", "/l/", "/o/", "/w/")
 
 
 class UnguardedRouteError(RuntimeError):

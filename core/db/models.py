@@ -12,6 +12,7 @@ from core.journeys import models as journey_models  # noqa: F401
 from core.loyalty import models as loyalty_models  # noqa: F401
 from core.operations import models as operation_models  # noqa: F401
 from core.passes import models as pass_models  # noqa: F401
+from core.plugin_data import models as plugin_data_models  # noqa: F401
 from core.profiles import models as profile_models  # noqa: F401
 from core.queue import models as queue_models  # noqa: F401
 from core.sandbox import models as sandbox_models  # noqa: F401

@@ -1,7 +1,8 @@
 """Tracked links: every link in a sent message goes through Tessera, which records the click.
 
 A tracked link is ``{public_url}/l/{tenant}/{token}``; the token names the delivery and the link's
-index in it, signed so nobody can forge clicks for other deliveries. The targets stay on the
+index in it, signed so nobody can forge clicks for other deliveries. An open-tracking address
+(``/o/{tenant}/{token}``, called by apps when a push notification is opened) is signed the same way. The targets stay on the
 delivery row (``links``), so personalized URLs need no extra table.
 """
 
@@ -19,9 +20,9 @@ from core.settings import get_settings
 URL = re.compile(r"""https?://[^\s"'<>]+[^\s"'<>.,;:!?)]""")
 
 
-def _signature(tenant: str, delivery_id: int, index: int) -> str:
+def _signature(tenant: str, delivery_id: int, index: int, purpose: str = "link") -> str:
     key = get_settings().resolved_secret_key().encode()
-    digest = hmac.new(key, f"link:{tenant}:{delivery_id}:{index}".encode(), hashlib.sha256).digest()
+    digest = hmac.new(key, f"{purpose}:{tenant}:{delivery_id}:{index}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:9]).decode()
 
 
@@ -51,6 +52,23 @@ def read_token(tenant: str, token: str) -> tuple[int, int] | None:
         return None
     expected = _signature(tenant, delivery_id, index)
     return (delivery_id, index) if hmac.compare_digest(expected, parts[2]) else None
+
+
+def open_url(base_url: str, tenant: str, delivery_id: int) -> str:
+    """The signed address an app calls when the customer opens this delivery's message."""
+    token = f"{_base36(delivery_id)}-{_signature(tenant, delivery_id, 0, 'open')}"
+    return f"{base_url.rstrip('/')}/o/{tenant}/{token}"
+
+
+def read_open_token(tenant: str, token: str) -> int | None:
+    """The delivery id of a valid open-tracking token of this tenant, else None."""
+    number, _, signature = token.partition("-")
+    try:
+        delivery_id = int(number, 36)
+    except ValueError:
+        return None
+    expected = _signature(tenant, delivery_id, 0, "open")
+    return delivery_id if hmac.compare_digest(expected, signature) else None
 
 
 def track_links(

@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from core.consent.models import Consent
+from core.db.base import as_utc, utcnow
 from core.db.bulk import select_in
 from core.delivery.models import Delivery
+from core.ingest.models import Event
 from core.loyalty.offers import coupon_fields
 from core.loyalty.standing import loyalty_namespace, standings
 from core.messages.personalization import message_context
@@ -33,6 +35,9 @@ CONSENT = Consent.__table__  # type: ignore[attr-defined]
 COMPUTED = ComputedTraits.__table__  # type: ignore[attr-defined]
 DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 PASS_TEMPLATE = PassTemplate.__table__  # type: ignore[attr-defined]
+EVENT = Event.__table__  # type: ignore[attr-defined]
+# Customer-service windows last a day; a week of history answers every question about them.
+INBOUND_LOOKBACK = timedelta(days=7)
 COMPUTED_FIELDS = ("orders", "revenue", "first_order_at", "last_order_at", "days_since_last_order",
                    "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment", "churn_risk",
                    "expected_purchases_30", "expected_purchases_90", "predicted_clv")  # fmt: skip
@@ -46,6 +51,8 @@ class RecipientData:
     name: str
     traits: dict[str, Any]
     address: str | None = None
+    addresses: list[str] = field(default_factory=list)  # every live one of the channel's type, address first
+    last_inbound_at: datetime | None = None  # when they last wrote to the business on this channel
     consented: bool = False
     computed: dict[str, Any] = field(default_factory=dict)
     loyalty: dict[str, Any] = field(default_factory=dict)  # the ``loyalty`` template namespace
@@ -87,12 +94,15 @@ def load_recipients(
     address_type: str | None,
     history_since: datetime | None = None,
     tenant: str | None = None,
+    inbound_event: str | None = None,
 ) -> dict[str, RecipientData]:
     """The live (not merged-away) profiles among ``profile_ids``, by id, ready for ``channel``.
 
-    Without an ``address_type`` the channel addresses profiles by their id. ``history_since``
-    loads the messages sent to them since then (for frequency caps). With ``tenant``, each gets
-    its signed add-to-wallet link per pass template (the ``wallet`` namespace of messages).
+    Without an ``address_type`` the channel addresses profiles by their id; retired addresses
+    (gone, says the provider) are never used. ``history_since`` loads the messages sent to them
+    since then (for frequency caps). With ``tenant``, each gets its signed add-to-wallet link per
+    pass template (the ``wallet`` namespace of messages). With ``inbound_event`` (the channel's
+    event for customers' own messages), each gets when they last wrote, within a week.
     """
     found: dict[str, RecipientData] = {}
     profiles = sa.select(PROFILE.c.id, PROFILE.c.display_name, PROFILE.c.traits).where(
@@ -104,11 +114,18 @@ def load_recipients(
             found[pid].address = pid
     ids = list(found)
     if address_type is not None:
-        # The earliest identifier of the type is the profile's address on the channel: stable.
-        identities = sa.select(IDENTITY.c.profile_id, IDENTITY.c.value).where(IDENTITY.c.type == address_type)
-        identities = identities.order_by(IDENTITY.c.first_seen.desc(), IDENTITY.c.value.desc())
+        # The earliest live identifier of the type is the profile's address on the channel: stable.
+        identities = sa.select(IDENTITY.c.profile_id, IDENTITY.c.value).where(
+            IDENTITY.c.type == address_type, IDENTITY.c.retired_at.is_(None)
+        )
+        identities = identities.order_by(IDENTITY.c.first_seen, IDENTITY.c.value)
         for pid, value in select_in(connection, identities, IDENTITY.c.profile_id, ids, pg_type="text"):
-            found[pid].address = value
+            found[pid].addresses.append(value)
+        for person in found.values():
+            person.address = person.addresses[0] if person.addresses else None
+    if inbound_event is not None and ids:
+        for pid, at in last_events(connection, ids, inbound_event, utcnow() - INBOUND_LOOKBACK).items():
+            found[pid].last_inbound_at = at
     consents = sa.select(CONSENT.c.profile_id, CONSENT.c.granted).where(
         CONSENT.c.channel == channel, CONSENT.c.purpose == "marketing"
     )
@@ -132,6 +149,19 @@ def load_recipients(
         for pid, person in found.items():
             person.wallet = {key: landing_url(tenant, template_id, pid) for template_id, key in templates}
     return found
+
+
+def last_events(
+    connection: Connection, profile_ids: Collection[str], name: str, since: datetime
+) -> dict[str, datetime]:
+    """When each profile last had a ``name`` track event, among those since ``since``."""
+    query = (
+        sa.select(EVENT.c.profile_id, sa.func.max(EVENT.c.timestamp))
+        .where(EVENT.c.event == name, EVENT.c.timestamp >= since)
+        .group_by(EVENT.c.profile_id)
+    )
+    rows = select_in(connection, query, EVENT.c.profile_id, profile_ids, pg_type="text")
+    return {pid: as_utc(at) for pid, at in rows}
 
 
 def sent_history(

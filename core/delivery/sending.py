@@ -2,9 +2,10 @@
 
 For each delivery due: re-check consent (it may have been withdrawn since the delivery was
 written), render the personalized content in the profile's language, track its links, let the
-channel check it, then hand the batch to the channel's ``deliver``. Each result is written back:
-sent (with the provider's id), failed for good (with the provider's reason code), or retryable,
-which re-queues the delivery with exponential backoff that honours ``Retry-After``. A worker that
+channel check it (or suppress it: outside a customer-service window, say), then hand the batch to
+the channel's ``deliver``. Each result is written back: sent (with the provider's id), failed for
+good (with the provider's reason code), or retryable, which re-queues the delivery with
+exponential backoff that honours ``Retry-After``; addresses the provider called gone are retired. A worker that
 dies mid-send leaves the job to the sweeper; the re-run sends again with the same idempotency
 keys, which the provider drops as repeats.
 """
@@ -24,7 +25,7 @@ from core.db.base import utcnow
 from core.db.bulk import update_rows
 from core.db.engines import control_session, tenant_engine
 from core.delivery import rates
-from core.delivery.links import track_links
+from core.delivery.links import open_url, track_links
 from core.delivery.models import Delivery, DeliveryState, Message
 from core.delivery.outbox import queue_sends
 from core.delivery.policy_store import get_policy
@@ -41,6 +42,7 @@ from core.plugin_api import (
     TransientDeliveryError,
 )
 from core.plugins import get_host
+from core.profiles.service import retire_identifiers
 from core.queue.outbox import backoff
 from core.tenancy.errors import TenancyError
 from core.tenancy.models import Tenant
@@ -75,6 +77,7 @@ class _Outcome:
     retry_after: float | None = None
     retryable: bool = False
     attempted: bool = False  # the channel was asked (an attempt), or it was settled before that
+    gone: list[str] = field(default_factory=list)  # addresses the provider called gone
 
 
 def send_deliveries(tenant_slug: str, payload: dict[str, Any]) -> None:
@@ -96,10 +99,14 @@ def send_deliveries(tenant_slug: str, payload: dict[str, Any]) -> None:
     for channel_key, message in outbound.values():
         by_channel[channel_key].append(message)
     for channel_key, messages in by_channel.items():
-        results = _deliver(routes[channel_key], messages)
+        route = routes[channel_key]
+        results = _deliver(route, messages)
         with Session(engine, expire_on_commit=False) as session:
             sent_rows = [row for row in rows if row.id in results]
             _write(session, tenant.slug, sent_rows, results)
+            gone = {address for outcome in results.values() for address in outcome.gone}
+            if gone and route.channel is not None and route.channel.capabilities.address_identifier:
+                retire_identifiers(session.connection(), route.channel.capabilities.address_identifier, gone)
             session.commit()
 
 
@@ -158,8 +165,9 @@ def _prepare(
         address_type = route.channel.capabilities.address_identifier
         profile_ids = [r.profile_id for r in channel_rows]
         people = load_recipients(
-            session.connection(), profile_ids, channel_key, address_type, tenant=tenant.slug
-        )
+            session.connection(), profile_ids, channel_key, address_type, tenant=tenant.slug,
+            inbound_event=route.channel.capabilities.inbound_event,
+        )  # fmt: skip
         for row in channel_rows:
             found = _outbound(tenant, row, messages.get(row.message_id), people.get(row.profile_id), route)
             if isinstance(found, _Outcome):
@@ -203,20 +211,25 @@ def _outbound(
     except ValidationError as exc:
         return _Outcome(DeliveryState.failed, "invalid_content", _validation_text(exc))
     address_type = route.channel.capabilities.address_identifier
+    addresses = [row.address, *(a for a in person.addresses if a != row.address)] if row.address else []
     # Built without validation: every value comes from the database or from validated content.
     snapshot = ProfileSnapshot.model_construct(
-        id=person.profile_id, identifiers={address_type: [row.address]} if address_type and row.address else {},
+        id=person.profile_id, identifiers={address_type: addresses} if address_type and addresses else {},
         traits=person.traits, consents={row.channel: person.consented}, locale=person.locale,
-        timezone=person.timezone,
+        timezone=person.timezone, last_inbound_at=person.last_inbound_at,
     )  # fmt: skip
     problems = route.channel.validate(route.ctx, template, snapshot)
+    if problems and all(problem.suppress for problem in problems):
+        reason = problems[0].reason_code or "not_now"
+        return _Outcome(DeliveryState.suppressed, reason, "; ".join(p.message for p in problems)[:1000])
     if problems:
-        detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
+        detail = "; ".join(f"{p.field}: {p.message}" for p in problems if not p.suppress)
         return _Outcome(DeliveryState.failed, "invalid_for_channel", detail[:1000])
     row.language, row.links = language, targets or None
     return OutboundMessage.model_construct(
         delivery_id=str(row.id), idempotency_key=row.idempotency_key, profile=snapshot,
         address=row.address or "", template=template.model_dump(mode="json"), variables=context,
+        open_url=open_url(route.ctx.public_url, tenant.slug, _id(row)),
     )  # fmt: skip
 
 
@@ -258,10 +271,12 @@ def _failed(
 
 
 def _outcome_of(result: DeliveryResult) -> _Outcome:
+    gone = list(result.gone_addresses)
     if result.status != DeliveryStatus.failed:
-        return _Outcome(DeliveryState.sent, provider_id=result.provider_id, attempted=True)
+        return _Outcome(DeliveryState.sent, provider_id=result.provider_id, attempted=True, gone=gone)
     return _Outcome(DeliveryState.failed, result.reason_code or "failed", result.detail,
-                    retry_after=result.retry_after, retryable=result.retryable, attempted=True)  # fmt: skip
+                    retry_after=result.retry_after, retryable=result.retryable, attempted=True,
+                    gone=gone)  # fmt: skip
 
 
 def _write(

@@ -2,7 +2,8 @@
 
 ``userId`` → ``user_id``; ``anonymousId`` (and an alias's ``previousId``) → ``anonymous_id``;
 ``traits`` (identify, group) and ``context.traits`` may carry ``email``, ``phone`` and any
-identifier type a plugin registered, under that type's key (e.g. ``fcm_token``, ``whatsapp_id``).
+identifier type a plugin registered, under that type's key (e.g. ``fcm_token``, ``whatsapp_id``);
+Segment's ``context.device.token`` is a value of every type registered ``from_device_token``.
 A value a type rejects is skipped and reported, never fatal to the event.
 """
 
@@ -70,6 +71,11 @@ def extract(event: EventFields, types: Mapping[str, IdentifierType], default_reg
             for type_key in types:
                 if type_key in source and type_key not in {"user_id", "anonymous_id"}:
                     add(type_key, source[type_key])
+    device_token = getattr(event, "device_token", None)  # only read where the caller selected it
+    if isinstance(device_token, str):
+        for type_key, type_ in types.items():
+            if type_.from_device_token:
+                add(type_key, device_token)
     return out
 
 

@@ -38,7 +38,9 @@ class Identity(TenantModel, table=True):
     """An identifier (type, normalized value) and the profile it resolves to now.
 
     ``origin_profile_id`` is the profile the identifier was first given; when a merge is undone,
-    the cluster anchored on it gets that profile back.
+    the cluster anchored on it gets that profile back. ``retired_at``: the provider said this
+    address no longer exists (an uninstalled app's push token); it still identifies, but nothing
+    is sent to it until an event carries it again.
     """
 
     __table_args__ = (UniqueConstraint("type", "value"),)
@@ -49,6 +51,7 @@ class Identity(TenantModel, table=True):
     profile_id: str = Field(index=True, max_length=40)
     origin_profile_id: str = Field(max_length=40)
     first_seen: datetime = Field(default_factory=utcnow)
+    retired_at: datetime | None = None
 
 
 class EventIdentity(TenantModel, table=True):

@@ -83,6 +83,7 @@ def ingest_pending(
         EVENT.c[name] for name in ("id", "type", "event", "user_id", "anonymous_id", "previous_id", "traits")
     ]
     columns.append(EVENT.c.context["traits"].label("context_traits"))  # not the whole context: it is big
+    columns.append(EVENT.c.context[("device", "token")].as_string().label("device_token"))
     pending = connection.execute(
         sa.select(*columns).where(EVENT.c.status == EventStatus.pending).order_by(EVENT.c.id).limit(limit)
     ).all()
@@ -234,7 +235,7 @@ class _WriteBack:
 
     def run(self) -> Outcome:
         columns = sa.select(IDENTITY.c.type, IDENTITY.c.value, IDENTITY.c.id, IDENTITY.c.profile_id,
-                         IDENTITY.c.origin_profile_id)  # fmt: skip
+                         IDENTITY.c.origin_profile_id, IDENTITY.c.retired_at)  # fmt: skip
         self.existing = {
             (row.type, row.value): row
             for row in select_pairs_in(
@@ -308,6 +309,11 @@ class _WriteBack:
                     self.outcome.changed_profiles.add(profile_id)
         insert_rows(self.connection, IDENTITY, added)
         update_rows(self.connection, IDENTITY, moved)
+        # A retired address that a new event carries again (the app registered anew) is live again.
+        carried = set().union(*(self.component.carried.get(event_id, set()) for event_id in self.new_events))
+        revived = [{"id": row.id, "retired_at": None} for identifier, row in self.existing.items()
+                   if row.retired_at is not None and identifier in carried]  # fmt: skip
+        update_rows(self.connection, IDENTITY, revived)
 
     def _merge(self, previous: set[str]) -> None:
         """Record the merges: profiles whose identifiers now lie in another cluster's profile."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from sqlalchemy import or_
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, func, select
 
+from core.db.base import utcnow
 from core.ingest.models import Event
 from core.profiles.models import Identity, MergeRecord, Profile
 
@@ -35,6 +39,22 @@ def find_by_identifier(session: Session, type_: str, value: str) -> Profile:
     if identity is None:
         raise ProfileNotFound(f"No profile with {type_} {value!r}.")
     return get_profile(session, identity.profile_id)
+
+
+def retire_identifiers(connection: Connection, type_: str, values: Collection[str]) -> int:
+    """Stop sending to these identifiers of one type (the provider says they are gone); how many.
+
+    They keep identifying their profile; an event that carries one again revives it.
+    """
+    identity = Identity.__table__  # type: ignore[attr-defined]
+    result = connection.execute(
+        sa.update(identity)
+        .where(
+            identity.c.type == type_, identity.c.value.in_(sorted(values)), identity.c.retired_at.is_(None)
+        )
+        .values(retired_at=utcnow())
+    )
+    return result.rowcount or 0
 
 
 def identities_of(session: Session, profile_id: str) -> list[Identity]:

@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from core.db.engines import control_session, tenant_session
+from core.delivery.inbound import record_inbound
 from core.delivery.statuses import apply_channel_events
 from core.plugin_api import Channel, WebhookRequest
 from core.plugins import get_host
@@ -89,7 +90,11 @@ async def sandbox(tenant: str, channel: str, path: str, request: Request) -> Res
 
 @router.api_route("/webhooks/{tenant}/{channel}", methods=["GET", "POST"])
 async def webhook(tenant: str, channel: str, request: Request) -> Response:
-    """A provider's callback, verified and translated by the channel; its events update the deliveries."""
+    """A provider's callback, verified and translated by the channel.
+
+    Its delivery events update the deliveries; customers' own messages become events on their
+    profiles. Both are idempotent, so a provider replaying a callback changes nothing.
+    """
     plugin, implementation = _channel(channel)
     row = await run_in_threadpool(_tenant_with_plugin, tenant, plugin)
     incoming = WebhookRequest(
@@ -101,9 +106,12 @@ async def webhook(tenant: str, channel: str, request: Request) -> Response:
         with control_session() as session:
             ctx = channel_context(session, row, get_host(), channel)
         answer = implementation.handle_webhook(ctx, incoming)
-        if answer.events:
+        inbound_event = implementation.capabilities.inbound_event
+        if answer.events or (answer.inbound and inbound_event):
             with tenant_session(row.database) as session:
                 apply_channel_events(session, channel, answer.events)
+                if answer.inbound and inbound_event:
+                    record_inbound(session, row.slug, channel, inbound_event, answer.inbound)
                 session.commit()
         return Response(answer.body, status_code=answer.status_code, media_type=answer.media_type)
 
