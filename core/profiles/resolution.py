@@ -83,7 +83,7 @@ def ingest_pending(
         EVENT.c[name] for name in ("id", "type", "event", "user_id", "anonymous_id", "previous_id", "traits")
     ]
     columns.append(EVENT.c.context["traits"].label("context_traits"))  # not the whole context: it is big
-    columns.append(EVENT.c.context[("device", "token")].as_string().label("device_token"))
+    columns.append(EVENT.c.context[("device", "token")].label("device_token"))
     pending = connection.execute(
         sa.select(*columns).where(EVENT.c.status == EventStatus.pending).order_by(EVENT.c.id).limit(limit)
     ).all()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -23,6 +24,7 @@ from core.plugin_api import (
     OutboundMessage,
     PermanentDeliveryError,
     Preview,
+    Problem,
     ProfileSnapshot,
     WebhookRequest,
     WebhookResponse,
@@ -32,6 +34,7 @@ from core.plugin_api import (
 from . import sending, webhooks
 
 KEY = "recording_channel"
+REPLY_WINDOW = timedelta(hours=24)
 log = logging.getLogger(__name__)
 
 
@@ -57,6 +60,7 @@ class RecordingTemplate(BaseModel):
 
     title: str | None = Field(default=None, max_length=200)
     body: str = Field(min_length=1, max_length=4000)
+    reply_only: bool = Field(default=False, description="Only to people who wrote in the last 24 hours.")
 
 
 class RecordingChannel(Channel):
@@ -66,7 +70,19 @@ class RecordingChannel(Channel):
     label = "Recording channel"
     Config = RecordingConfig
     Template = RecordingTemplate
-    capabilities = Capabilities(preview=True, webhooks=True, address_identifier="email")
+    capabilities = Capabilities(
+        preview=True, webhooks=True, address_identifier="email", inbound_event="Recording Message Received"
+    )
+
+    def validate(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> list[Problem]:
+        """A reply-only message waits for the person to have written within the last 24 hours."""
+        assert isinstance(template, RecordingTemplate)
+        last = profile.last_inbound_at
+        if template.reply_only and (last is None or datetime.now(UTC) - last > REPLY_WINDOW):
+            return [
+                Problem("reply_only", "They have not written in the last 24 hours.", True, "outside_window")
+            ]
+        return []
 
     def render_preview(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> Preview:
         """The title and body as the recipient will read them."""

@@ -49,8 +49,13 @@ def unreachable(delivery_id: str, why: str) -> DeliveryResult:
     )  # fmt: skip
 
 
-def from_answer(delivery_id: str, status: int, body: bytes, retry_after: str | None) -> DeliveryResult:
-    """The result of one ``POST /v1/messages`` answered with HTTP ``status`` and ``body``."""
+def from_answer(
+    delivery_id: str, status: int, body: bytes, retry_after: str | None, address: str | None = None
+) -> DeliveryResult:
+    """The result of one ``POST /v1/messages`` to ``address`` answered with HTTP ``status`` and ``body``.
+
+    The error code ``recipient_gone`` means the address no longer exists: it is reported gone.
+    """
     if 200 <= status < 300:
         provider_id = _json(body).get("id")
         return DeliveryResult(
@@ -68,4 +73,6 @@ def from_answer(delivery_id: str, status: int, body: bytes, retry_after: str | N
                               retry_after=retry_after_seconds(retry_after))  # fmt: skip
     if status == 401:  # whatever the body says: the account's key is refused
         return DeliveryResult(**failed, reason_code="unauthorized")
+    if code == "recipient_gone" and address:
+        return DeliveryResult(**failed, reason_code=code, gone_addresses=[address])
     return DeliveryResult(**failed, reason_code=code or f"http_{status}")

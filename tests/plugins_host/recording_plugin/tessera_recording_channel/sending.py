@@ -95,8 +95,9 @@ atexit.register(shutdown)  # closes the session cleanly instead of warning about
 
 def _payload(message: OutboundMessage) -> dict[str, Any]:
     # The core rendered the template already: its values go out as they are.
+    metadata = {"delivery_id": message.delivery_id, "open_url": message.open_url}
     return {"to": message.address, "title": message.template.get("title"),
-            "body": message.template.get("body"), "metadata": {"delivery_id": message.delivery_id}}  # fmt: skip
+            "body": message.template.get("body"), "metadata": metadata}  # fmt: skip
 
 
 async def _send_all(
@@ -121,7 +122,8 @@ async def _send_all(
             except (aiohttp.ClientError, TimeoutError) as exc:
                 gone.set()
                 return unreachable(message.delivery_id, repr(exc))
-            return from_answer(message.delivery_id, answer.status, body, answer.headers.get("Retry-After"))
+            retry_after = answer.headers.get("Retry-After")
+            return from_answer(message.delivery_id, answer.status, body, retry_after, message.address)
 
     return list(await asyncio.gather(*(send(message) for message in batch)))
 

@@ -1,7 +1,9 @@
-"""The provider's status callbacks: signature check and translation into :class:`ChannelEvent` s.
+"""The provider's callbacks: signature check, statuses into :class:`ChannelEvent` s, replies.
 
-The provider posts ``{"events": [{"id", "status", "at", "reason"?}]}`` with the header
-``X-Recording-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the webhook secret>``.
+The provider posts ``{"events": [{"id", "status", "at", "reason"?}], "inbound": [{"id", "from",
+"text", "at"}]}`` (both lists optional) with the header ``X-Recording-Signature: sha256=<hex
+HMAC-SHA256 of the raw body, keyed with the webhook secret>``. ``inbound`` are customers' own
+messages, from their email address; the text STOP opts them out.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import json
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from core.plugin_api import ChannelEvent, DeliveryStatus, WebhookRequest, WebhookResponse
+from core.plugin_api import ChannelEvent, DeliveryStatus, InboundMessage, WebhookRequest, WebhookResponse
 
 SIGNATURE_HEADER = "x-recording-signature"
 
@@ -26,8 +28,16 @@ class _Event(BaseModel):
     reason: str | None = None
 
 
+class _Inbound(BaseModel):
+    id: str
+    sender: str = Field(alias="from")
+    text: str
+    at: datetime
+
+
 class _Payload(BaseModel):
-    events: list[_Event]
+    events: list[_Event] = []
+    inbound: list[_Inbound] = []
 
 
 def signature(body: bytes, secret: str) -> str:
@@ -58,4 +68,14 @@ def handle(request: WebhookRequest, secret: str | None) -> WebhookResponse:
         )  # fmt: skip
         for event in payload.events
     ]
-    return WebhookResponse(status_code=200, body="ok", events=events)
+    inbound = [
+        InboundMessage(
+            message_id=message.id,
+            identifiers={"email": message.sender},
+            occurred_at=message.at,
+            properties={"text": message.text},
+            opt_out=message.text.strip().upper() == "STOP",
+        )  # fmt: skip
+        for message in payload.inbound
+    ]
+    return WebhookResponse(status_code=200, body="ok", events=events, inbound=inbound)

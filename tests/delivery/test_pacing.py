@@ -1,0 +1,54 @@
+"""Pacing shared by every sender: evenly spaced slots (a provider's per-number limit) and claims
+(a per-recipient limit), in-process on the embedded default and through Redis otherwise."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from core.plugin_api import claim, pace
+
+
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+def paced(request, make_installation) -> None:
+    """An installation on the embedded default, or one whose workers share Redis."""
+    if request.param == "redis":
+        make_installation("postgres", redis=True)
+    else:
+        make_installation("sqlite")
+
+
+def test_calls_from_many_threads_never_start_faster_than_the_rate(paced) -> None:
+    key, rate, calls = f"test:{uuid.uuid4().hex}", 20.0, 40
+    started: list[float] = []
+    lock = threading.Lock()
+
+    def send(count: int) -> None:
+        for _ in range(count):
+            pace(key, rate)
+            with lock:
+                started.append(time.time())
+
+    threads = [threading.Thread(target=send, args=(calls // 8,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    started.sort()
+    # In any one second, at most `rate` starts; evenly spaced, so the whole run takes (calls-1)/rate.
+    assert len(started) == calls
+    assert all(started[i + int(rate)] - started[i] >= 1.0 - 0.01 for i in range(calls - int(rate)))
+    assert started[-1] - started[0] >= (calls - 1) / rate - 0.01
+
+
+def test_a_claim_is_refused_with_the_wait_until_its_period_has_passed(paced) -> None:
+    key = f"test:{uuid.uuid4().hex}"
+    assert claim(key, 0.3) == 0.0
+    wait = claim(key, 0.3)
+    assert 0.0 < wait <= 0.3
+    assert claim(f"{key}:other", 0.3) == 0.0  # keys are independent
+    time.sleep(wait + 0.01)
+    assert claim(key, 0.3) == 0.0
