@@ -122,49 +122,56 @@ def buckets_for(
 
 
 # Evenly spaced slots (a generic cell rate algorithm with no burst). KEYS[1]: the key holding the
-# time the next slot is free; ARGV: now, seconds between slots, 1 to wait for a slot or 0 to claim
-# one only if free now. Returns {claimed, seconds from now until the (claimed or next) slot}.
+# time the next slot is free; ARGV: seconds between slots, 1 to wait for a slot or 0 to claim one
+# only if free now. "Now" is the server's clock, read as the script runs: a caller's own reading
+# may be stale by the time its call arrives (a first connection, a busy thread), which would put
+# its slot in the past. Returns {claimed, seconds from now until the (claimed or next) slot, the
+# slot's time}.
 _SLOT = """
-local now = tonumber(ARGV[1])
-local every = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local every = tonumber(ARGV[1])
 local start = math.max(now, tonumber(redis.call('GET', KEYS[1])) or now)
-if ARGV[3] == '0' and start > now then return {0, tostring(start - now)} end
+if ARGV[2] == '0' and start > now then return {0, tostring(start - now), string.format('%.6f', start)} end
 local ttl = math.ceil((start + every - now) * 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.6f', start + every), 'PX', ttl)
-return {1, tostring(start - now)}
+return {1, tostring(start - now), string.format('%.6f', start)}
 """
 _local_slots: dict[str, float] = {}
 _local_slots_lock = threading.Lock()
 
 
-def _slot(key: str, every: float, wait: bool) -> tuple[bool, float]:
-    now = time.time()
+def _slot(key: str, every: float, wait: bool) -> tuple[bool, float, float]:
+    """(claimed, seconds until the slot, the slot's time on the clock that schedules them)."""
     url = get_settings().redis_url if get_settings().uses_redis else None
     if url is None:
         with _local_slots_lock:
+            now = time.time()
             start = max(now, _local_slots.get(key, now))
             if not wait and start > now:
-                return False, start - now
+                return False, start - now, start
             _local_slots[key] = start + every
-            return True, start - now
+            return True, start - now, start
     client = _clients.get(url) or _clients.setdefault(url, redis.Redis.from_url(url))
-    claimed, delay = client.eval(_SLOT, 1, f"tessera:slot:{key}", now, every, int(wait))  # type: ignore[misc]
-    return bool(claimed), float(delay)
+    claimed, delay, at = client.eval(_SLOT, 1, f"tessera:slot:{key}", every, int(wait))  # type: ignore[misc]
+    return bool(claimed), float(delay), float(at)
 
 
-def pace(key: str, per_second: float) -> None:
+def pace(key: str, per_second: float) -> float:
     """Wait for the next free slot of ``key``: calls go at most ``per_second``, evenly spaced.
 
     Shared by every worker process through Redis (on the embedded default, by this process's
-    threads), so in no second do more than ``per_second`` calls start, whoever makes them.
+    threads), so in no second are more than ``per_second`` slots given, whoever asks. Returns the
+    slot's time (Unix seconds on the scheduling clock: Redis's, or this machine's).
     """
-    _, delay = _slot(key, 1.0 / per_second, wait=True)
+    _, delay, at = _slot(key, 1.0 / per_second, wait=True)
     if delay > 0:
         time.sleep(delay)
+    return at
 
 
 def claim(key: str, every_seconds: float) -> float:
     """Claim ``key`` if its last claim is at least ``every_seconds`` old: 0.0; else the seconds
     until it may be claimed (and nothing is claimed). Shared like :func:`pace`."""
-    claimed, delay = _slot(key, every_seconds, wait=False)
+    claimed, delay, _ = _slot(key, every_seconds, wait=False)
     return 0.0 if claimed else max(delay, 0.001)
