@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import threading
-from itertools import pairwise
 import time
 import uuid
+from itertools import pairwise
 
 import pytest
 
