@@ -16,9 +16,10 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, col, select
 
 from core.db.base import utcnow
@@ -205,7 +206,11 @@ def _outbound(
         return _Outcome(DeliveryState.failed, "missing_value", str(exc))
     except TemplateInvalid as exc:
         return _Outcome(DeliveryState.failed, "invalid_template", str(exc)[:1000])
-    fields, targets = track_links(fields, tenant.slug, _id(row), route.ctx.public_url)
+    tracked = {
+        name: text for name, text in fields.items() if name not in untracked_fields(route.channel.Template)
+    }
+    tracked, targets = track_links(tracked, tenant.slug, _id(row), route.ctx.public_url)
+    fields = {**fields, **tracked}
     try:
         template = route.channel.Template.model_validate(fields)
     except ValidationError as exc:
@@ -231,6 +236,19 @@ def _outbound(
         address=row.address or "", template=template.model_dump(mode="json"), variables=context,
         open_url=open_url(route.ctx.public_url, tenant.slug, _id(row)),
     )  # fmt: skip
+
+
+@cache
+def untracked_fields(template: type[BaseModel]) -> frozenset[str]:
+    """The fields of a channel's ``Template`` whose links stay as written (media, deep links).
+
+    A field is left alone when declared with ``Field(json_schema_extra={"track_links": False})``.
+    """
+    return frozenset(
+        name
+        for name, info in template.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("track_links") is False
+    )
 
 
 def _validation_text(exc: ValidationError) -> str:

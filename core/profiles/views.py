@@ -20,7 +20,14 @@ def profile_view(session: Session, profile_id: str, full: bool = True) -> dict[s
         "display_name": profile.display_name,
         "first_seen": profile.first_seen.isoformat() if profile.first_seen else None,
         "last_seen": profile.last_seen.isoformat() if profile.last_seen else None,
-        "identities": [{"type": i.type, "value": i.value} for i in identities_of(session, profile.id)],
+        "identities": [
+            {
+                "type": i.type,
+                "value": i.value,
+                **({"retired_at": i.retired_at.isoformat()} if i.retired_at else {}),
+            }
+            for i in identities_of(session, profile.id)
+        ],
         "traits": profile.traits,
         "computed_traits": _computed(session, profile.id),
     }

@@ -28,6 +28,7 @@ from core.tenancy.tenants import get_tenant
 from tests.delivery.conftest import CHANNEL, TENANT
 from tests.fakes.provider import DEFAULT_API_KEY, sign_webhook
 from tests.journeys.conftest import customers, definition, entry_of, make_journey, path, send_step, track
+from tests.support import bearer
 
 SECRET = "s3cret"
 INBOUND = "Recording Message Received"
@@ -79,6 +80,9 @@ def test_an_address_the_provider_calls_gone_is_never_sent_to_again_until_an_even
     }  # fmt: skip
     identity = shop.session.exec(select(Identity).where(Identity.value == "c0@example.com")).one()
     assert identity.retired_at is not None and identity.profile_id == gone_id  # it still identifies them
+    with shop.installation.client() as client:
+        shown = client.get(f"/api/v1/profiles/{gone_id}", headers=bearer(shop.token)).json()["identities"]
+    assert [i.get("retired_at") is not None for i in shown if i["value"] == "c0@example.com"] == [True]
 
     attempts = shop.provider.attempts_for("c0@example.com")
     second = {d.profile_id: d for d in _deliveries(shop, _launch(shop))}
@@ -180,3 +184,11 @@ def test_a_reply_on_the_channel_ends_a_journeys_wait_for_it(shop) -> None:
         ("thanks", "sent"),
     ]
     assert entry_of(shop, journey.id, bob).waiting_event == INBOUND
+
+
+def test_links_in_text_are_tracked_but_a_field_declared_untracked_keeps_its_url(shop) -> None:
+    shop.customers(1)
+    _launch(shop, body="Sale: https://shop.example.com/sale", image_url="https://cdn.example.com/sale.png")
+    (message,) = shop.provider.messages
+    assert "/l/shop/" in message.body and "shop.example.com" not in message.body
+    assert message.metadata["image_url"] == "https://cdn.example.com/sale.png"

@@ -53,7 +53,9 @@ class FcmConfig(BaseModel):
     service_account_json: SecretStr = Field(
         description="The service account key file (JSON) with the role Firebase Cloud Messaging Admin: paste it."
     )
-    concurrency: int = Field(default=16, ge=1, le=64, description="Messages sent at the same time.")
+    concurrency: int = Field(
+        default=16, ge=1, le=64, description="FCM calls (one per message and device) in flight at once."
+    )
     api_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$",

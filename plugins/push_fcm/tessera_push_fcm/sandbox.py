@@ -104,12 +104,13 @@ def bearer(request: Request) -> str | None:
 
 @dataclass
 class Failure:
-    """An answer given instead of the real one to the next ``times`` send calls."""
+    """An answer given instead of the real one to the next ``times`` send calls (to ``token`` only, if set)."""
 
     status: int
     times: int = 1
     retry_after: float | None = None
     error_code: str | None = None
+    token: str | None = None
 
 
 @dataclass
@@ -142,15 +143,15 @@ class FakeFcm:
         with self.lock:
             return self.tokens.get(token, 0.0) > time.time()
 
-    def take_failure(self) -> Failure | None:
-        """The scripted failure for this call, if any (counting it down)."""
+    def take_failure(self, target: Any) -> Failure | None:
+        """The scripted failure for a call to ``target`` (a registration token), if any, counted down."""
         with self.lock:
-            if not self.failures:
+            failure = next((f for f in self.failures if f.token is None or f.token == target), None)
+            if failure is None:
                 return None
-            failure = self.failures[0]
             failure.times -= 1
             if failure.times <= 0:
-                self.failures.pop(0)
+                self.failures.remove(failure)
             return failure
 
     def snapshot(self) -> dict[str, Any]:
@@ -235,7 +236,7 @@ def check_message(body: Any) -> JSONResponse | dict[str, Any]:
     """The request in camelCase, or the 400 FCM would answer for it."""
     if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
         return invalid("Request contains an invalid argument: message is required.")
-    request = to_camel(body, "SendMessageRequest")
+    request: dict[str, Any] = to_camel(body, "SendMessageRequest")
     problems = schema_problems("SendMessageRequest", request)
     if problems:
         return invalid(
@@ -251,6 +252,12 @@ def check_message(body: Any) -> JSONResponse | dict[str, Any]:
     if len(json.dumps(message, separators=(",", ":")).encode()) > MAX_PAYLOAD:
         return invalid("Message is too big", "message")
     return request
+
+
+def _target(body: Any) -> Any:
+    """The registration token a send request names, if it names one (before any validation)."""
+    message = body.get("message") if isinstance(body, dict) else None
+    return message.get("token") if isinstance(message, dict) else None
 
 
 def create_sandbox_app(*, trusted_keys: dict[str, str] | None = None) -> FastAPI:
@@ -301,7 +308,7 @@ def create_sandbox_app(*, trusted_keys: dict[str, str] | None = None) -> FastAPI
             return invalid("Invalid JSON payload received.", "")
         with state.lock:
             state.received.append({"project": project, "body": body})
-        failure = state.take_failure()
+        failure = state.take_failure(_target(body))
         if failure is not None:
             status, code, text = SCRIPTED.get(failure.status, ("UNKNOWN", "", "Scripted failure."))
             code = failure.error_code if failure.error_code is not None else code
@@ -351,7 +358,7 @@ def create_sandbox_app(*, trusted_keys: dict[str, str] | None = None) -> FastAPI
 
     @app.post("/_sandbox/fail", status_code=201)
     async def fail(body: FailureIn) -> JSONResponse:
-        """Answer the next ``times`` send calls with this status in Google's envelope."""
+        """Answer the next ``times`` send calls (to ``token`` only, if given) with this status in Google's envelope."""
         with state.lock:
             state.failures.append(Failure(**body.model_dump()))
         return JSONResponse(body.model_dump(), status_code=201)
@@ -403,12 +410,15 @@ class TokensIn(BaseModel):
 
 
 class FailureIn(BaseModel):
-    """A scripted failure: HTTP status, how many calls, Retry-After, FCM errorCode ("" for none)."""
+    """A scripted failure: HTTP status, how many calls, Retry-After, FCM errorCode ("" for none), to which token."""
 
     status: int = Field(ge=400, le=599)
     times: int = Field(default=1, ge=1)
     retry_after: float | None = Field(default=None, ge=0)
     error_code: str | None = None
+    token: str | None = Field(
+        default=None, description="Only calls to this registration token; any if unset."
+    )
 
 
 class DelayIn(BaseModel):

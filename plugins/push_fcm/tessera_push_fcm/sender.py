@@ -1,8 +1,9 @@
-"""Sending a batch to FCM: one ``messages:send`` call per message, a bounded number in flight.
+"""Sending a batch to FCM: one ``messages:send`` call per message and device, a bounded number in flight.
 
 FCM's batch endpoint is shut down, so a batch fans out over one pooled keep-alive httpx client
-(thread-safe) from a thread pool. One access token serves the whole batch; a 401 drops it and the
-message is tried once more with a new one.
+(thread-safe) from a thread pool: every device of every message of the batch shares the same
+bounded pool. One access token serves the whole batch; a 401 drops it and the call is tried once
+more with a new one.
 """
 
 from __future__ import annotations
@@ -10,20 +11,16 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
-from core.plugin_api import (
-    DeliveryError,
-    DeliveryResult,
-    DeliveryStatus,
-    OutboundMessage,
-    TransientDeliveryError,
-)
+from core.plugin_api import DeliveryError, DeliveryResult, OutboundMessage, TransientDeliveryError
 from tessera_push_fcm.auth import TOKENS, ServiceAccount
+from tessera_push_fcm.devices import DeviceOutcome, combine, device_tokens, no_device
 from tessera_push_fcm.errors import failed, parse_failure, result_of
-from tessera_push_fcm.message import FcmTemplate, send_request
+from tessera_push_fcm.message import FcmTemplate, for_token, send_request
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 MAX_CONNECTIONS = 64  # the most concurrency the config allows
@@ -37,6 +34,15 @@ def http_client(base_url: str) -> httpx.Client:
 
 
 @dataclass(frozen=True)
+class _Call:
+    """One ``messages:send`` call to make: which message, which device, the body for it."""
+
+    delivery_id: str
+    token: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Sender:
     """Sends for one Firebase project as one service account, through ``api_url``."""
 
@@ -47,44 +53,75 @@ class Sender:
     concurrency: int
 
     def deliver(self, batch: list[OutboundMessage]) -> list[DeliveryResult]:
-        """One result per message; token endpoint failures raise a :class:`DeliveryError` for all."""
+        """One result per message, each sent to every live device of its profile.
+
+        Token endpoint failures raise a :class:`DeliveryError` for the whole batch.
+        """
         if not batch:
             return []
         http = http_client(self.api_url.rstrip("/"))
         TOKENS.get(http, self.account, self.token_uri)  # fail the whole batch early if there is no token
-        workers = min(self.concurrency, len(batch))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fcm-send") as pool:
-            return list(pool.map(lambda message: self.send_one(http, message), batch))
+        results: dict[str, DeliveryResult] = {}
+        calls: list[_Call] = []
+        for message in batch:
+            planned = _calls(message)
+            if isinstance(planned, DeliveryResult):
+                results[message.delivery_id] = planned
+            else:
+                calls.extend(planned)
+        outcomes: dict[str, list[DeviceOutcome]] = {}
+        for call, outcome in zip(calls, self._send_all(http, calls), strict=True):
+            outcomes.setdefault(call.delivery_id, []).append(outcome)
+        for delivery_id, devices in outcomes.items():
+            results[delivery_id] = combine(delivery_id, devices)
+        return [results[message.delivery_id] for message in batch]
 
-    def send_one(self, http: httpx.Client, message: OutboundMessage) -> DeliveryResult:
-        """Send one message; its result (sent with FCM's message name, or why not)."""
-        try:
-            body = send_request(FcmTemplate.model_validate(message.template), message.address)
-        except ValidationError as exc:
-            return failed(message.delivery_id, "invalid_content", str(exc))
+    def _send_all(self, http: httpx.Client, calls: list[_Call]) -> list[DeviceOutcome]:
+        """Every call's outcome, in order, ``concurrency`` of them in flight at once."""
+        if not calls:
+            return []
+        workers = min(self.concurrency, len(calls))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fcm-send") as pool:
+            return list(pool.map(lambda call: self.send_to(http, call), calls))
+
+    def send_to(self, http: httpx.Client, call: _Call) -> DeviceOutcome:
+        """Send one message to one device; FCM's message name, or why it was not accepted."""
         path = f"/v1/projects/{self.project_id}/messages:send"
         for attempt in (1, 2):
             try:
                 token = TOKENS.get(http, self.account, self.token_uri)
             except DeliveryError as exc:
-                return failed(message.delivery_id, exc.reason_code, str(exc), retry=_retry(exc))
+                return _refused(call, failed(call.delivery_id, exc.reason_code, str(exc), retry=_retry(exc)))
             try:
-                answer = http.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+                answer = http.post(path, json=call.body, headers={"Authorization": f"Bearer {token}"})
             except httpx.HTTPError as exc:
-                return failed(
-                    message.delivery_id, "unavailable", f"FCM cannot be reached ({exc}).", retry=True
-                )
+                reason = f"FCM cannot be reached ({exc})."
+                return _refused(call, failed(call.delivery_id, "unavailable", reason, retry=True))
             if answer.status_code == 200:
-                return DeliveryResult(
-                    delivery_id=message.delivery_id, status=DeliveryStatus.sent, provider_id=_name(answer)
-                )
+                return DeviceOutcome(call.token, name=_name(answer))
             failure = parse_failure(answer)
             # A plain 401 (no FcmError) is our token: expired or revoked early. A new one, once.
             if answer.status_code == 401 and not failure.error_code and attempt == 1:
                 TOKENS.drop(self.account, self.token_uri, token)
                 continue
-            return result_of(message.delivery_id, failure)
+            return _refused(call, result_of(call.delivery_id, failure))
         raise AssertionError("unreachable: the second attempt always returns")
+
+
+def _calls(message: OutboundMessage) -> list[_Call] | DeliveryResult:
+    """The calls that send ``message`` to each device of its profile, or why it cannot go."""
+    try:
+        body = send_request(FcmTemplate.model_validate(message.template), message.address, message.open_url)
+    except ValidationError as exc:
+        return failed(message.delivery_id, "invalid_content", str(exc))
+    tokens = device_tokens(message)
+    if not tokens:
+        return no_device(message.delivery_id)
+    return [_Call(message.delivery_id, token, for_token(body, token)) for token in tokens]
+
+
+def _refused(call: _Call, result: DeliveryResult) -> DeviceOutcome:
+    return DeviceOutcome(call.token, failure=result)
 
 
 def _retry(exc: DeliveryError) -> float | None | bool:

@@ -56,7 +56,8 @@ class FakeServer:
 
 def config(**extra: Any) -> FcmConfig:
     """A config with the test project and test service account."""
-    return FcmConfig(project_id=PROJECT_ID, service_account_json=json.dumps(test_service_account()), **extra)
+    key = json.dumps(test_service_account())
+    return FcmConfig.model_validate({"project_id": PROJECT_ID, "service_account_json": key, **extra})
 
 
 def context(fake: FakeServer, **extra: Any) -> ChannelContext:
@@ -66,13 +67,25 @@ def context(fake: FakeServer, **extra: Any) -> ChannelContext:
     )
 
 
-def outbound(delivery_id: str, token: str, **template: Any) -> OutboundMessage:
-    """One message as the core hands it to ``deliver`` (template already rendered)."""
+def outbound(
+    delivery_id: str,
+    token: str,
+    *,
+    devices: list[str] | None = None,
+    open_url: str | None = None,
+    **template: Any,
+) -> OutboundMessage:
+    """One message as the core hands it to ``deliver`` (template already rendered).
+
+    ``devices`` are the profile's live registration tokens, as the core lists them (``token`` first).
+    """
     fields = {"title": "Hello", "body": "Your order shipped", **template}
+    identifiers = {"fcm_token": devices} if devices is not None else {}
     return OutboundMessage(
         delivery_id=delivery_id,
         idempotency_key=f"idem-{delivery_id}",
-        profile=ProfileSnapshot(id="p1"),
+        profile=ProfileSnapshot(id="p1", identifiers=identifiers),
         address=token,
         template=fields,
+        open_url=open_url,
     )

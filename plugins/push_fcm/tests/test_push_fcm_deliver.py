@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fcm_support import FakeServer, context, outbound
 from tessera_push_fcm.auth import TOKENS
@@ -12,7 +14,7 @@ from core.plugin_api import ChannelContext, DeliveryResult, DeliveryStatus, Perm
 TOKEN = "dGVzdC10b2tlbi0x:APA91bHk"
 
 
-def send_one(fake: FakeServer, token: str = TOKEN, **template: object) -> DeliveryResult:
+def send_one(fake: FakeServer, token: str = TOKEN, **template: Any) -> DeliveryResult:
     """Deliver one message and return its result."""
     (result,) = FcmChannel().deliver(context(fake), [outbound("1", token, **template)])
     return result

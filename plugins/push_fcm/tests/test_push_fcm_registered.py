@@ -64,10 +64,12 @@ def test_deliver_is_built() -> None:
 
 
 def test_fcm_token_identifier_type() -> None:
-    """fcm_token is registered, never merges known profiles, and normalizes strictly."""
+    """fcm_token is registered, never merges known profiles, is read from Segment's device token too,
+    and normalizes strictly."""
     (kind,) = registered("register_identifier_types")
     assert isinstance(kind, IdentifierType)
     assert (kind.key, kind.unique_per_profile, kind.merges_known_profiles) == ("fcm_token", False, False)
+    assert kind.from_device_token is True
     assert kind.normalize("  abc:APA91b-x_y  ") == "abc:APA91b-x_y"
     for bad in ["", "   ", "abc def", "x" * 4097]:
         with pytest.raises(ValueError):
@@ -92,6 +94,11 @@ def test_config_forbids_extras_and_hides_the_key() -> None:
         with pytest.raises(ValueError) as caught:
             config_cls(project_id="shop", service_account_json=bad)
         assert said in str(caught.value) and "secret" not in str(caught.value)
-    for bad_field in [{"project_id": "Shop App"}, {"concurrency": 0}, {"api_url": "ftp://x"}]:
+    bad_fields: list[dict[str, Any]] = [
+        {"project_id": "Shop App"},
+        {"concurrency": 0},
+        {"api_url": "ftp://x"},
+    ]
+    for bad_field in bad_fields:
         with pytest.raises(ValueError):
             config_cls(**{"project_id": "shop", "service_account_json": key, **bad_field})

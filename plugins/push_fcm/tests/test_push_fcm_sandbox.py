@@ -137,6 +137,17 @@ def test_unregistered_and_scripted_failures_use_fcm_error_details() -> None:
     assert app.post(SEND, json=other, headers=headers).status_code == 200
 
 
+def test_a_failure_scripted_for_one_token_spares_the_others() -> None:
+    """A failure scripted for a token answers only sends to that token, in FCM's envelope."""
+    app = client()
+    headers = authed(app)
+    app.post("/_sandbox/fail", json={"status": 503, "retry_after": 2, "token": GOOD})
+    assert app.post(SEND, json={"message": {"token": GOOD + "x"}}, headers=headers).status_code == 200
+    failing = app.post(SEND, json={"message": {"token": GOOD}}, headers=headers)
+    assert failing.status_code == 503 and failing.json()["error"]["status"] == "UNAVAILABLE"
+    assert app.post(SEND, json={"message": {"token": GOOD}}, headers=headers).status_code == 200
+
+
 def test_accounts_endpoint_takes_only_rsa_public_keys() -> None:
     """Introducing an account needs a PEM RSA public key."""
     answer = client().post("/_sandbox/accounts", json={"client_email": "a@b", "public_key_pem": "nope"})

@@ -61,6 +61,9 @@ class RecordingTemplate(BaseModel):
     title: str | None = Field(default=None, max_length=200)
     body: str = Field(min_length=1, max_length=4000)
     reply_only: bool = Field(default=False, description="Only to people who wrote in the last 24 hours.")
+    image_url: str | None = Field(
+        default=None, description="Shown beside the body.", json_schema_extra={"track_links": False}
+    )
 
 
 class RecordingChannel(Channel):

@@ -95,7 +95,8 @@ atexit.register(shutdown)  # closes the session cleanly instead of warning about
 
 def _payload(message: OutboundMessage) -> dict[str, Any]:
     # The core rendered the template already: its values go out as they are.
-    metadata = {"delivery_id": message.delivery_id, "open_url": message.open_url}
+    metadata = {"delivery_id": message.delivery_id, "open_url": message.open_url,
+                "image_url": message.template.get("image_url")}  # fmt: skip
     return {"to": message.address, "title": message.template.get("title"),
             "body": message.template.get("body"), "metadata": metadata}  # fmt: skip
 
