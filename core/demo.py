@@ -1,7 +1,8 @@
 """The demo tenant that ``tessera demo`` sets up, and the place sample data comes from.
 
 :func:`seed_demo_data` runs every function in :data:`SEEDERS` for the demo tenant. Today it adds the
-demo team (one member per role, so each role's view of the UI can be tried), about a hundred
+demo team (one member per role, so each role's view of the UI can be tried), its sandboxed
+channels' test credentials (:mod:`core.demo_channels`), about a hundred
 customers with their timelines (:mod:`core.demo_customers`), a loyalty program applied to them
 (:mod:`core.demo_loyalty`), its wallet card issued to the first customers (:mod:`core.demo_wallet`),
 sample segments (:mod:`core.demo_segments`), and a draft campaign and
@@ -16,6 +17,7 @@ import logging
 from collections.abc import Callable
 
 from core.db.engines import control_session
+from core.demo_channels import seed_demo_channels
 from core.demo_customers import seed_demo_customers
 from core.demo_loyalty import seed_demo_loyalty
 from core.demo_orchestration import seed_demo_orchestration
@@ -56,6 +58,7 @@ def seed_demo_team(tenant: Tenant) -> None:
 
 SEEDERS: list[Seeder] = [
     seed_demo_team,
+    seed_demo_channels,
     seed_demo_customers,
     seed_demo_loyalty,
     seed_demo_wallet,

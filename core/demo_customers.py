@@ -6,6 +6,7 @@ processed like them), with deterministic message ids so seeding twice stores not
 
 from __future__ import annotations
 
+import hashlib
 import random
 import unicodedata
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,12 @@ def _ascii(name: str) -> str:
     return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
 
 
+def demo_push_token(index: int) -> str:
+    """A made-up FCM registration token for customer ``index`` (shaped like a real one)."""
+    digest = hashlib.sha256(f"demo-device-{index}".encode()).hexdigest()
+    return f"d{digest[:21]}:APA91b{digest[21:]}"
+
+
 def customer_events(index: int, now: datetime, rng: random.Random) -> list[dict[str, Any]]:
     """One customer's story: anonymous browsing, sign-up, purchases, a support call, app opens."""
     first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -55,11 +62,15 @@ def customer_events(index: int, now: datetime, rng: random.Random) -> list[dict[
     add("track", start + timedelta(minutes=3), anonymousId=anon, event="Product Viewed",
         properties={"product_id": rng.choice(PRODUCTS)[0]})  # fmt: skip
     signup = start + timedelta(minutes=9)
-    add("identify", signup, anonymousId=anon, userId=user_id, traits={
+    traits = {
         "email": email, "first_name": first, "last_name": last, "name": f"{first} {last}", "city": city,
         "country": country, "birthday": f"19{rng.randint(60, 99)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
         "consent": {"email": rng.random() < 0.8, "push_fcm": rng.random() < 0.6, "whatsapp": rng.random() < 0.4},
-    })  # fmt: skip
+        "phone": f"+3361{index:07d}",
+    }  # fmt: skip
+    if traits["consent"]["whatsapp"]:
+        traits["whatsapp_id"] = f"3361{index:07d}"  # their phone number, as WhatsApp writes it
+    add("identify", signup, anonymousId=anon, userId=user_id, traits=traits)
     when = signup
     for order in range(rng.randint(0, 6)):
         when += timedelta(days=rng.randint(3, 60))
@@ -77,8 +88,10 @@ def customer_events(index: int, now: datetime, rng: random.Random) -> list[dict[
             properties={"topic": rng.choice(["delivery", "refund", "product"]), "minutes": rng.randint(2, 25)},
             context={"source": "call-center"})  # fmt: skip
     if rng.random() < 0.5:
+        # The app registers for push: Segment's context.device.token carries the FCM token.
+        device = {"type": "ios", "token": demo_push_token(index)}
         add("screen", when + timedelta(days=2), userId=user_id, name="Loyalty card",
-            context={"app": {"name": "Shop app"}, "device": {"type": "ios"}})  # fmt: skip
+            context={"app": {"name": "Shop app"}, "device": device})  # fmt: skip
     return events
 
 

@@ -1,7 +1,8 @@
 """A sample campaign and journey for the demo tenant, as drafts on the push channel.
 
-They stay drafts: the bundled channels cannot deliver yet (that comes with their own issues), so
-the demo shows how they are built, previewed and confirmed without sending anything.
+They stay drafts, for the visitor to preview, confirm and launch: the demo's push channel runs in
+sandbox mode, so the pushes go to the plugin's local fake FCM (listed under Settings > Sandbox),
+to the app installs whose tokens the sample customers' app events carried.
 """
 
 from __future__ import annotations

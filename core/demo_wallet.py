@@ -15,16 +15,15 @@ from typing import Any
 from PIL import Image, ImageDraw
 from sqlmodel import Session, col, select
 
-from core.db.engines import control_session, tenant_session
+from core.db.engines import tenant_session
+from core.demo_channels import configure_sandboxed_channels
 from core.demo_loyalty import KEY as PROGRAM_KEY
 from core.passes import library
 from core.passes.issuing import issue
 from core.passes.models import PassTemplate, WalletPass
 from core.passes.wallets import WalletUnavailable, wallet_channels, wallet_for
-from core.plugins import get_host
 from core.profiles.models import Profile
 from core.tenancy.models import Tenant
-from core.tenancy.plugin_settings import channel_config, save_channel_config, settings_of
 
 log = logging.getLogger(__name__)
 TEMPLATE_KEY = "club_card"
@@ -39,7 +38,7 @@ BRAND = (24, 48, 96)
 
 def seed_demo_wallet(tenant: Tenant) -> None:
     """Configure sandboxed wallets, then add the card template and issue it to some customers (once)."""
-    ready = _configure_sandboxed_wallets(tenant)
+    ready = configure_sandboxed_channels(tenant, wallet_channels())
     if "wallet_apple" not in ready:
         log.info("Apple Wallet is not enabled for the demo: no pass template seeded")
         return
@@ -54,27 +53,6 @@ def seed_demo_wallet(tenant: Tenant) -> None:
         for channel in template.wallets():
             # Google passes are put at Google when first opened or changed: the save link carries them.
             _issue_to_first_customers(session, tenant, template, channel)
-
-
-def _configure_sandboxed_wallets(tenant: Tenant) -> set[str]:
-    """Give each enabled, sandboxed, unconfigured wallet its test credentials; the wallets usable."""
-    host = get_host()
-    ready = set()
-    with control_session() as control:
-        settings = settings_of(control, tenant)
-        for key, channel in wallet_channels().items():
-            plugin = host.owner_of_channel(key) or key
-            row = settings.get(plugin)
-            if row is None or not row.enabled:
-                continue
-            if channel_config(control, tenant, host, key) is None:
-                values = channel.sandbox_config() if row.sandbox else None
-                if values is None:
-                    continue
-                save_channel_config(control, tenant, host, key, values)
-            ready.add(key)
-        control.commit()
-    return ready
 
 
 def _design(session: Session) -> dict[str, Any]:
