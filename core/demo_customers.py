@@ -62,13 +62,13 @@ def customer_events(index: int, now: datetime, rng: random.Random) -> list[dict[
     add("track", start + timedelta(minutes=3), anonymousId=anon, event="Product Viewed",
         properties={"product_id": rng.choice(PRODUCTS)[0]})  # fmt: skip
     signup = start + timedelta(minutes=9)
-    traits = {
+    traits: dict[str, Any] = {
         "email": email, "first_name": first, "last_name": last, "name": f"{first} {last}", "city": city,
         "country": country, "birthday": f"19{rng.randint(60, 99)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-        "consent": {"email": rng.random() < 0.8, "push_fcm": rng.random() < 0.6, "whatsapp": rng.random() < 0.4},
-        "phone": f"+3361{index:07d}",
     }  # fmt: skip
-    if traits["consent"]["whatsapp"]:
+    consent = {"email": rng.random() < 0.8, "push_fcm": rng.random() < 0.6, "whatsapp": rng.random() < 0.4}
+    traits |= {"consent": consent, "phone": f"+3361{index:07d}"}
+    if consent["whatsapp"]:
         traits["whatsapp_id"] = f"3361{index:07d}"  # their phone number, as WhatsApp writes it
     add("identify", signup, anonymousId=anon, userId=user_id, traits=traits)
     when = signup

@@ -439,6 +439,19 @@ def claim(key: str, every_seconds: float) -> float:
     return claim_slot(key, every_seconds)
 
 
+def channel_context(tenant: str, channel: str) -> ChannelContext:
+    """The context a call of ``channel`` gets for ``tenant`` (config with secrets opened, sandbox
+    mode, URLs), for work the core does not start with one: a periodic job, a plugin route.
+    Raises ``TenancyError`` for an unknown tenant or a channel the tenant has not enabled."""
+    from core.db.engines import control_session  # the control database; the API does not need it
+    from core.plugins import get_host
+    from core.tenancy.plugin_settings import channel_context as context_of
+    from core.tenancy.tenants import get_tenant
+
+    with control_session() as control:
+        return context_of(control, get_tenant(control, tenant), get_host(), channel)
+
+
 def plugin_data(tenant: str, plugin: str) -> Any:
     """One plugin's own records in one tenant's database: JSON values by key.
 

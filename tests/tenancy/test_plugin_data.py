@@ -1,11 +1,17 @@
-"""A plugin's own records in a tenant's database: JSON values by key, kept apart per plugin and tenant."""
+"""What a plugin reaches of a tenant outside channel calls: its own records (JSON values by key,
+kept apart per plugin and tenant) and the tenant's channel context."""
 
 from __future__ import annotations
 
 import pytest
+from tessera_whatsapp.channel import WhatsAppChannel
 
-from core.plugin_api import plugin_data
+from core.db.engines import control_session
+from core.plugin_api import channel_context, plugin_data
+from core.plugins import get_host
 from core.tenancy.errors import TenancyError
+from core.tenancy.plugin_settings import save_channel_config, set_enabled
+from core.tenancy.tenants import get_tenant
 
 
 def test_a_plugin_keeps_replaces_lists_and_forgets_its_records(installation) -> None:
@@ -30,3 +36,17 @@ def test_a_plugin_keeps_replaces_lists_and_forgets_its_records(installation) -> 
 def test_an_unknown_tenant_is_refused(sqlite_installation) -> None:
     with pytest.raises(TenancyError):
         plugin_data("nobody", "whatsapp")
+
+
+def test_a_plugin_gets_a_tenants_channel_context_outside_a_channel_call(sqlite_installation) -> None:
+    sqlite_installation.tenant("one")
+    with control_session() as control:
+        tenant = get_tenant(control, "one")
+        set_enabled(control, tenant, get_host(), "whatsapp", True, sandbox=True)
+        save_channel_config(control, tenant, get_host(), "whatsapp", WhatsAppChannel().sandbox_config() or {})
+        control.commit()
+    ctx = channel_context("one", "whatsapp")
+    assert ctx.tenant == "one" and ctx.sandbox and ctx.sandbox_url.endswith("/sandbox/one/whatsapp")
+    assert ctx.config is not None and ctx.config.access_token.get_secret_value()  # type: ignore[attr-defined]
+    with pytest.raises(TenancyError):
+        channel_context("one", "push_fcm")  # not enabled for this tenant

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
-from core.plugin_api import Channel, IdentifierType, hookimpl
+from core.plugin_api import Channel, IdentifierType, JobType, UIPanel, hookimpl
+from tessera_whatsapp import templates
 from tessera_whatsapp.channel import WhatsAppChannel, normalize_whatsapp_id
 
 
@@ -26,3 +28,18 @@ def register_identifier_types(register: Callable[[IdentifierType], None]) -> Non
             merges_known_profiles=True,
         )
     )
+
+
+@hookimpl
+def register_jobs(register: Callable[[JobType], None]) -> None:
+    """Register ``whatsapp.sync_templates``: re-read the business account's templates every 15 minutes."""
+    register(JobType(key="whatsapp.sync_templates", handler=templates.sync_job, every=timedelta(minutes=15)))
+
+
+@hookimpl
+def register_ui_panels(register: Callable[[UIPanel], None]) -> None:
+    """Register the settings panel listing the synced WhatsApp templates."""
+    register(
+        UIPanel(key="whatsapp.templates", label="WhatsApp templates", location="settings",
+                render=templates.render_panel)
+    )  # fmt: skip

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MEDIA_KINDS = ("image", "video", "document", "audio")
+UNTRACKED: dict[str, Any] = {"track_links": False}  # the core leaves these fields' links alone
 Kind = Literal["template", "text", "image", "video", "document", "audio"]
 
 
@@ -32,17 +33,22 @@ class WhatsAppTemplate(BaseModel):
     )
     language: str = Field(default="en_US", pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
     header_text: str | None = Field(default=None, max_length=60, description="The header's {{1}} value.")
+    # Links Meta fetches, and button values it appends to the template's approved URL, stay as
+    # written: the core must not turn them into its click-tracking redirects.
     header_media_url: str | None = Field(
-        default=None, description="Link of the header's image/video/document."
+        default=None, description="Link of the header's image/video/document.", json_schema_extra=UNTRACKED
     )
     header_media_type: Literal["image", "video", "document"] = "image"
     body_parameters: list[str] = Field(default_factory=list, description="{{1}}, {{2}}... one per line.")
     button_parameters: list[str] = Field(
         default_factory=list,
         description="One line per button, by position: 'url:<suffix>' or 'quick_reply:<payload>'.",
+        json_schema_extra=UNTRACKED,
     )
     text: str | None = Field(default=None, max_length=4096, description="Free-form text (kind text).")
-    media_url: str | None = Field(default=None, description="Link of the media (media kinds).")
+    media_url: str | None = Field(
+        default=None, description="Link of the media (media kinds).", json_schema_extra=UNTRACKED
+    )
     caption: str | None = Field(default=None, max_length=1024, description="Caption of image/video/document.")
 
     _split = field_validator("body_parameters", "button_parameters", mode="before")(_lines)
@@ -104,3 +110,19 @@ def message_body(to: str, template: WhatsAppTemplate) -> dict[str, Any]:
             media["caption"] = template.caption
         body[template.kind] = media
     return body
+
+
+def with_url_suffixes(template: WhatsAppTemplate, bases: dict[int, str]) -> WhatsAppTemplate:
+    """``template`` with each URL button's full URL cut to what follows its approved base.
+
+    Meta's dynamic URL button is ``<base>{{1}}`` and takes only the ``{{1}}`` part; a value that
+    does not start with the base is sent as given (Meta then says what is wrong).
+    """
+    lines = []
+    for index, line in enumerate(template.button_parameters):
+        kind, _, value = line.partition(":")
+        base = bases.get(index)
+        if kind == "url" and base and value.startswith(base) and len(value) > len(base):
+            line = f"url:{value.removeprefix(base)}"
+        lines.append(line)
+    return template.model_copy(update={"button_parameters": lines})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,17 +18,20 @@ from core.plugin_api import (
     OutboundMessage,
     PermanentDeliveryError,
     Preview,
+    Problem,
     ProfileSnapshot,
     WebhookRequest,
     WebhookResponse,
 )
-from tessera_whatsapp import sandbox, sending, webhooks
-from tessera_whatsapp.bodies import WhatsAppTemplate
+from tessera_whatsapp import sandbox, sending, templates, webhooks
+from tessera_whatsapp.bodies import MEDIA_KINDS, WhatsAppTemplate, with_url_suffixes
 from tessera_whatsapp.config import WhatsAppConfig
 
 __all__ = ["WhatsAppChannel", "WhatsAppConfig", "WhatsAppTemplate", "normalize_whatsapp_id"]
 
 SEPARATORS = re.compile(r"[\s+\-.()]")
+WINDOW = timedelta(hours=24)
+INBOUND_EVENT = "WhatsApp Message Received"
 
 
 def normalize_whatsapp_id(raw: str) -> str:
@@ -45,6 +50,21 @@ def _config(ctx: ChannelContext) -> WhatsAppConfig:
     return ctx.config
 
 
+def _url_suffixes(
+    ctx: ChannelContext, batch: list[OutboundMessage]
+) -> Callable[[WhatsAppTemplate], WhatsAppTemplate] | None:
+    """For a batch with full URLs in URL buttons: cut each to the suffix its approved button takes."""
+    if not any("url:http" in str(m.template.get("button_parameters") or "") for m in batch):
+        return None
+    record = templates.current(ctx)  # once per batch, before the sending threads start
+
+    def prepare(template: WhatsAppTemplate) -> WhatsAppTemplate:
+        found = templates.find(record, template.template_name or "", template.language)
+        return with_url_suffixes(template, templates.button_url_bases(found)) if found else template
+
+    return prepare
+
+
 class WhatsAppChannel(Channel):
     """WhatsApp messages, addressed by the recipient's WhatsApp id."""
 
@@ -52,9 +72,30 @@ class WhatsAppChannel(Channel):
     label = "WhatsApp"
     Config = WhatsAppConfig
     Template = WhatsAppTemplate
+    # No core rate limit: deliver paces each number itself, across processes (``pace``).
     capabilities = Capabilities(
-        preview=True, webhooks=True, address_identifier="whatsapp_id", rate_limit_per_second=80
-    )
+        preview=True, webhooks=True, address_identifier="whatsapp_id", rate_limit_per_second=None,
+        inbound_event=INBOUND_EVENT,
+    )  # fmt: skip
+
+    def validate(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> list[Problem]:
+        """Free-form kinds only inside the 24-hour window (else suppressed); templates only if approved."""
+        assert isinstance(template, WhatsAppTemplate)
+        if template.kind == "text" or template.kind in MEDIA_KINDS:
+            last = profile.last_inbound_at
+            if last is None or datetime.now(UTC) - last > WINDOW:
+                when = "has never written" if last is None else f"last wrote at {last:%Y-%m-%d %H:%M} UTC"
+                message = (
+                    f"Outside the 24-hour customer-service window: this customer {when}; "
+                    "WhatsApp only takes approved templates then."
+                )
+                return [Problem("kind", message, suppress=True, reason_code="outside_window")]
+            return []
+        if not isinstance(ctx.config, WhatsAppConfig):
+            return [Problem("config", "WhatsApp is not configured for this tenant: fill in its settings.")]
+        found = templates.current(ctx)
+        why = templates.refusal(found, template.template_name or "", template.language)
+        return [Problem("template_name", why)] if why else []
 
     def render_preview(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> Preview:
         """What will be sent: the template's name and parameters, or the free-form text or media."""
@@ -78,10 +119,11 @@ class WhatsAppChannel(Channel):
         if not batch:
             return []
         config = _config(ctx)
-        return sending.deliver_batch(config, sending.base_url(config, ctx.sandbox, ctx.sandbox_url), batch)
+        url = sending.base_url(config, ctx.sandbox, ctx.sandbox_url)
+        return sending.deliver_batch(config, url, batch, prepare=_url_suffixes(ctx, batch))
 
     def handle_webhook(self, ctx: ChannelContext, request: WebhookRequest) -> WebhookResponse:
-        """Meta's verification handshake (GET) and signed status notifications (POST)."""
+        """Meta's verification handshake (GET); signed notifications (POST): statuses and customers' messages."""
         config = ctx.config if isinstance(ctx.config, WhatsAppConfig) else None
         return webhooks.handle(config, request)
 

@@ -1,10 +1,12 @@
 """A local fake of Meta's WhatsApp Cloud API (Graph API) and of its webhook sender.
 
 It fakes ``POST /{version}/{phone_number_id}/messages`` (bearer auth, body checks, approved
-templates, the 24-hour customer service window, a per-number rate limit), the template list
-``GET /{version}/{waba_id}/message_templates``, and control endpoints under ``/_sandbox/``:
-``inbound`` (a customer wrote: opens their window), ``fail_next`` (scripted errors), ``settings``
-(latency, rate limit), ``state`` and ``webhook`` (post a signed status or inbound notification).
+templates, the 24-hour customer service window, a per-number rate limit counted on arrival, the
+optional pair limit), the template list ``GET /{version}/{waba_id}/message_templates`` (bearer
+auth, ``fields``, cursor paging with ``limit``/``after`` and ``paging.next``), and control
+endpoints under ``/_sandbox/``: ``inbound`` (a customer wrote: opens their window), ``fail_next``
+(scripted errors), ``settings`` (latency, rate limit, pair interval), ``state`` and ``webhook``
+(post a signed status, text or any-type customer message notification).
 
 Free-form messages outside the window are refused at once with 131047; Meta usually accepts
 them and reports 131047 in a ``failed`` status webhook later.
@@ -94,6 +96,21 @@ class FakeTemplate:
     body_params: int = 0
     status: str = "APPROVED"
     category: str = "UTILITY"
+    body_text: str = ""
+    buttons: list[dict[str, Any]] = field(default_factory=list)
+
+    def components(self) -> list[dict[str, Any]]:
+        """The template's components as Meta lists them (BODY, then BUTTONS if any)."""
+        params = " ".join(f"{{{{{i}}}}}" for i in range(1, self.body_params + 1))
+        found: list[dict[str, Any]] = [{"type": "BODY", "text": self.body_text or f"Hello {params}".strip()}]
+        if self.buttons:
+            found.append({"type": "BUTTONS", "buttons": self.buttons})
+        return found
+
+    def listed(self) -> dict[str, Any]:
+        """The template as ``GET .../message_templates`` lists it."""
+        return {"name": self.name, "language": self.language, "status": self.status, "category": self.category,
+                "components": self.components(), "id": str(abs(hash((self.name, self.language))))}  # fmt: skip
 
 
 @dataclass
@@ -117,18 +134,25 @@ class FakeWhatsApp:
     templates: list[FakeTemplate] = field(
         default_factory=lambda: [
             FakeTemplate("hello_world", "en_US"),
-            FakeTemplate("order_update", "en_US", body_params=2),
+            FakeTemplate(
+                "order_update", "en_US", body_params=2, body_text="Hi {{1}}, order {{2}} has shipped."
+            ),
             FakeTemplate("spring_sale", "en_US", body_params=1, status="PAUSED", category="MARKETING"),
         ]
     )
     rate_limit: int = 80
     latency: float = 0.0
+    # Meta's pair limit (131056) between sends to one customer, in seconds; 0 leaves it off.
+    pair_interval: float = 0.0
+    template_page_size: int = 25
+    template_pages_served: int = 0
     last_inbound: dict[str, float] = field(default_factory=dict)
     scripted: deque[Scripted] = field(default_factory=deque)
     sent: list[dict[str, Any]] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)
     rate_limited: int = 0
     _recent: dict[str, deque[float]] = field(default_factory=dict)
+    _last_to: dict[tuple[str, str], float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -153,6 +177,7 @@ class FakeWhatsApp:
             "latency": self.latency,
             "rate_limited": self.rate_limited,
             "requests": len(self.request_times),
+            "max_per_second": self.max_per_second(),
         }
 
     def max_per_second(self) -> int:
@@ -180,11 +205,16 @@ class FakeWhatsApp:
 
     def inbound_payload(self, wa_id: str, text: str, name: str = "Customer") -> dict[str, Any]:
         """An inbound text message notification in Meta's envelope."""
-        message = {"from": wa_id, "id": "wamid." + secrets.token_urlsafe(24), "timestamp": str(int(time.time())),
-                   "type": "text", "text": {"body": text}}  # fmt: skip
-        return self._envelope(
-            {"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [message]}
-        )
+        return self.message_payload(wa_id, {"type": "text", "text": {"body": text}}, name)
+
+    def message_payload(
+        self, wa_id: str, message: dict[str, Any], name: str = "Customer", at: float | None = None
+    ) -> dict[str, Any]:
+        """A customer's message of any type (``{"type": "button", "button": {...}, "context": ...}``)
+        in Meta's envelope, with ``from``, a fresh ``id`` and ``timestamp`` unless given."""
+        stamp = str(int(time.time() if at is None else at))
+        full = {"from": wa_id, "id": "wamid." + secrets.token_urlsafe(24), "timestamp": stamp, **message}
+        return self._envelope({"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [full]})
 
     def _envelope(self, value: dict[str, Any]) -> dict[str, Any]:
         metadata = {"display_phone_number": "15550783881", "phone_number_id": sorted(self.phone_numbers)[0]}
@@ -224,6 +254,15 @@ class FakeWhatsApp:
                 self.rate_limited += 1
                 return True
             recent.append(now)
+            return False
+
+    def _pair_limited(self, phone: str, to: str) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            last = self._last_to.get((phone, to))
+            if self.pair_interval and last is not None and now - last < self.pair_interval:
+                return True
+            self._last_to[(phone, to)] = now
             return False
 
     def _scripted(self) -> Scripted | None:
@@ -273,6 +312,31 @@ class FakeWhatsApp:
             return meta_error(400, 132000)
         return None
 
+    def _template_page(self, request: Request) -> JSONResponse:
+        """One page of the template list, with Graph API cursor paging (``limit``, ``after``, ``next``)."""
+        try:
+            limit = min(int(request.query_params.get("limit", self.template_page_size)), 1000)
+            start = int(base64.b64decode(request.query_params.get("after", "") or "MA==").decode())
+        except ValueError:
+            return meta_error(400, 100, "(#100) Invalid parameter: limit or after", "GraphMethodException")
+        if limit < 1:
+            return meta_error(
+                400, 100, "(#100) Param limit must be a positive number", "GraphMethodException"
+            )
+        page = self.templates[start : start + limit]
+        wanted = request.query_params.get("fields")
+        keep = set(wanted.split(",")) | {"id"} if wanted else {"name", "language", "status", "category", "id"}
+        data = [{k: v for k, v in t.listed().items() if k in keep} for t in page]
+
+        def cursor(index: int) -> str:
+            return base64.b64encode(str(index).encode()).decode()
+
+        paging: dict[str, Any] = {"cursors": {"before": cursor(start), "after": cursor(start + len(page))}}
+        if start + limit < len(self.templates):
+            query = {**request.query_params, "limit": str(limit), "after": cursor(start + limit)}
+            paging["next"] = str(request.url.replace_query_params(**query))
+        return JSONResponse({"data": data, "paging": paging})
+
     def _build(self) -> FastAPI:
         app = FastAPI(
             title="Tessera sandbox: WhatsApp Cloud API", docs_url=None, redoc_url=None, openapi_url=None
@@ -299,7 +363,12 @@ class FakeWhatsApp:
             data = await request.json()
             self.rate_limit = int(data.get("rate_limit", self.rate_limit))
             self.latency = float(data.get("latency", self.latency))
-            return {"rate_limit": self.rate_limit, "latency": self.latency}
+            self.pair_interval = float(data.get("pair_interval", self.pair_interval))
+            return {
+                "rate_limit": self.rate_limit,
+                "latency": self.latency,
+                "pair_interval": self.pair_interval,
+            }
 
         @app.post("/_sandbox/webhook")
         async def webhook(request: Request) -> dict[str, Any]:
@@ -308,6 +377,8 @@ class FakeWhatsApp:
                 payload = self.status_payload(
                     data["id"], data["status"], data.get("to", ""), data.get("error_code")
                 )
+            elif isinstance(data.get("message"), dict):
+                payload = self.message_payload(str(data["from"]), data["message"])
             else:
                 payload = self.inbound_payload(str(data["from"]), str(data.get("text", "")))
             status = await asyncio.to_thread(self.post_webhook, data["url"], payload)
@@ -320,20 +391,22 @@ class FakeWhatsApp:
             if waba_id != self.waba_id:
                 return meta_error(400, 100, f"Unsupported get request. Object with ID '{waba_id}' does not exist.",
                                   "GraphMethodException")  # fmt: skip
-            data = [{"name": t.name, "language": t.language, "status": t.status, "category": t.category,
-                     "id": str(abs(hash((t.name, t.language))))} for t in self.templates]  # fmt: skip
-            return JSONResponse({"data": data, "paging": {"cursors": {"before": "", "after": ""}}})
+            self.template_pages_served += 1
+            return self._template_page(request)
 
         @app.post("/{version}/{phone}/messages")
         async def messages(request: Request, version: str, phone: str) -> JSONResponse:
+            refused = self._auth_error(request)
+            # Counted on arrival, as Meta counts; answered after the latency.
+            over = refused is None and phone in self.phone_numbers and self._over_rate(phone)
             if self.latency:
                 await asyncio.sleep(self.latency)
-            if (refused := self._auth_error(request)) is not None:
+            if refused is not None:
                 return refused
             if phone not in self.phone_numbers:
                 text = f"Unsupported post request. Object with ID '{phone}' does not exist."
                 return meta_error(400, 100, text, "GraphMethodException")
-            if self._over_rate(phone):
+            if over:
                 return meta_error(429, 130429, error_subcode=2494055)
             if (scripted := self._scripted()) is not None:
                 return meta_error(scripted.status_code, scripted.code)
@@ -343,6 +416,8 @@ class FakeWhatsApp:
                 return meta_error(400, 100, "(#100) The request body is not JSON.")
             if (refused := self._check(body)) is not None:
                 return refused
+            if self._pair_limited(phone, str(body["to"])):
+                return meta_error(400, 131056)
             wamid = "wamid." + base64.b64encode(secrets.token_bytes(27)).decode()
             self.sent.append({"id": wamid, "body": body})
             to = str(body["to"])
@@ -358,3 +433,8 @@ class FakeWhatsApp:
                               "GraphMethodException")  # fmt: skip
 
         return app
+
+
+def create_app() -> FastAPI:
+    """A fresh fake's ASGI app (``uvicorn --factory tessera_whatsapp.sandbox:create_app``)."""
+    return FakeWhatsApp().app

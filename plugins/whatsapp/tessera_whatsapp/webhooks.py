@@ -1,20 +1,17 @@
-"""Meta's webhooks: the GET verification handshake, signature checks, statuses into ChannelEvents.
-
-Inbound customer messages are acknowledged but not reported: a :class:`ChannelEvent` always
-names a delivery status, and the core has no way yet to turn a webhook into a profile event.
-"""
+"""Meta's webhooks: the GET verification handshake, signature checks, statuses into ChannelEvents
+and customers' messages into InboundMessages."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
 from typing import Any
 
-from core.plugin_api import ChannelEvent, DeliveryStatus, WebhookRequest, WebhookResponse
+from core.plugin_api import ChannelEvent, DeliveryStatus, InboundMessage, WebhookRequest, WebhookResponse
 from tessera_whatsapp.config import WhatsAppConfig
 from tessera_whatsapp.errors import classify
+from tessera_whatsapp.inbound import inbound_messages, occurred_at
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 STATUSES = {"sent", "delivered", "read", "failed"}
@@ -38,13 +35,6 @@ def _header(request: WebhookRequest, name: str) -> str:
     return next((value for key, value in request.headers.items() if key.lower() == name), "")
 
 
-def _at(timestamp: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(timestamp), tz=UTC)
-    except (TypeError, ValueError):
-        return None
-
-
 def _event(status: dict[str, Any]) -> ChannelEvent | None:
     if status.get("status") not in STATUSES or not status.get("id"):
         return None
@@ -58,24 +48,39 @@ def _event(status: dict[str, Any]) -> ChannelEvent | None:
         data = {"error_code": code, "error_title": first.get("title") or first.get("message")}
     return ChannelEvent(
         status=DeliveryStatus(status["status"]), provider_id=status["id"], address=status.get("recipient_id"),
-        occurred_at=_at(status.get("timestamp")), reason_code=reason, data=data,
+        occurred_at=occurred_at(status.get("timestamp")), reason_code=reason, data=data,
     )  # fmt: skip
+
+
+def _values(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``value`` of each ``messages`` change of a notification."""
+    values = []
+    for entry in payload.get("entry") or []:
+        for change in (entry.get("changes") or []) if isinstance(entry, dict) else []:
+            value = change.get("value") if isinstance(change, dict) else None
+            if isinstance(value, dict) and change.get("field", "messages") == "messages":
+                values.append(value)
+    return values
 
 
 def status_events(payload: dict[str, Any]) -> list[ChannelEvent]:
     """The delivery events of a ``whatsapp_business_account`` notification, in their order."""
     events = []
-    for entry in payload.get("entry") or []:
-        for change in entry.get("changes") or []:
-            for status in (change.get("value") or {}).get("statuses") or []:
-                event = _event(status)
-                if event is not None:
-                    events.append(event)
+    for value in _values(payload):
+        for status in value.get("statuses") or []:
+            event = _event(status) if isinstance(status, dict) else None
+            if event is not None:
+                events.append(event)
     return events
 
 
+def customer_messages(payload: dict[str, Any], opt_out_words: list[str]) -> list[InboundMessage]:
+    """The customers' messages of a notification, each marked as an opt-out or not."""
+    return [found for value in _values(payload) for found in inbound_messages(value, opt_out_words)]
+
+
 def handle(config: WhatsAppConfig | None, request: WebhookRequest) -> WebhookResponse:
-    """Answer the handshake, or check an event POST's signature and read its statuses."""
+    """Answer the handshake, or check an event POST's signature and read its statuses and messages."""
     if request.method == "GET":
         return verify_subscription(config, request.query)
     if request.method != "POST":
@@ -95,4 +100,7 @@ def handle(config: WhatsAppConfig | None, request: WebhookRequest) -> WebhookRes
         return WebhookResponse(status_code=400, body=f"Malformed webhook body: {exc}"[:1000])
     if not isinstance(payload, dict):
         return WebhookResponse(status_code=400, body="Malformed webhook body: not an object.")
-    return WebhookResponse(status_code=200, body="ok", events=status_events(payload))
+    return WebhookResponse(
+        status_code=200, body="ok", events=status_events(payload),
+        inbound=customer_messages(payload, config.opt_out_list()),
+    )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
@@ -14,9 +15,11 @@ from core.plugin_api import (
     Channel,
     ChannelContext,
     IdentifierType,
+    JobType,
     OutboundMessage,
     PermanentDeliveryError,
     ProfileSnapshot,
+    UIPanel,
 )
 
 NAME = "whatsapp"
@@ -69,3 +72,14 @@ def test_whatsapp_id_identifier_type() -> None:
     for bad in ["", "+12345", "1" * 16, "1650555abcd", "١٢٣٤٥٦٧"]:
         with pytest.raises(ValueError):
             kind.normalize(bad)
+
+
+def test_template_sync_job_and_settings_panel_are_registered() -> None:
+    """whatsapp.sync_templates runs every 15 minutes; the settings page gets the templates panel."""
+    (job,) = registered("register_jobs")
+    assert isinstance(job, JobType) and (job.key, job.every) == (
+        "whatsapp.sync_templates",
+        timedelta(minutes=15),
+    )
+    (panel,) = registered("register_ui_panels")
+    assert isinstance(panel, UIPanel) and (panel.key, panel.location) == ("whatsapp.templates", "settings")

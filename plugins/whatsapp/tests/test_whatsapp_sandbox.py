@@ -70,3 +70,17 @@ def test_scripted_failures_latency_and_rate_limit_settings() -> None:
     assert limited.status_code == 429 and limited.headers["retry-after"] == "1"
     error = limited.json()["error"]
     assert error["code"] == 130429 and error["error_data"]["details"].startswith("Message failed to send")
+
+
+def test_template_list_pages_with_cursors_and_needs_auth() -> None:
+    """limit/after cursors and paging.next until the last page; no bearer: 190; a bad limit: 100."""
+    api = client(FakeWhatsApp())
+    path = f"/v23.0/{SANDBOX_WABA_ID}/message_templates"
+    assert api.get(path).json()["error"]["code"] == 190
+    first = api.get(path, params={"limit": 2, "fields": "name,status"}, headers=AUTH).json()
+    assert [t["name"] for t in first["data"]] == ["hello_world", "order_update"]
+    assert set(first["data"][0]) == {"name", "status", "id"} and first["paging"]["cursors"]["after"]
+    last = api.get(first["paging"]["next"], headers=AUTH).json()
+    assert [t["name"] for t in last["data"]] == ["spring_sale"] and "next" not in last["paging"]
+    assert last["data"][0]["status"] == "PAUSED"
+    assert api.get(path, params={"limit": 0}, headers=AUTH).json()["error"]["code"] == 100

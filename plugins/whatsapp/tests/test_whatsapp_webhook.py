@@ -83,10 +83,15 @@ def test_bad_missing_or_tampered_signature_is_refused() -> None:
 
 
 def test_signature_is_checked_over_the_raw_non_ascii_bytes() -> None:
-    """Meta's escaped unicode verifies as sent; inbound messages give no delivery events."""
+    """Meta's escaped unicode verifies as sent; a customer's message is no delivery event but inbound."""
     raw, headers = FAKE.signed(FAKE.inbound_payload("16505551234", "¿Hay en otro color? 👍", name="Zoë"))
     assert b"\\u00bf" in raw and json.loads(raw)["entry"]
     assert call("POST", {}, body=raw, headers=headers)[0::2] == (200, [])
+    ctx = ChannelContext(tenant="t", config=CONFIG, sandbox=False, sandbox_url="", public_url="https://x")
+    (message,) = WhatsAppChannel().handle_webhook(ctx, WebhookRequest("POST", headers, {}, raw)).inbound
+    assert (
+        message.properties["text"] == "¿Hay en otro color? 👍" and message.properties["profile_name"] == "Zoë"
+    )
 
 
 def test_replayed_webhook_gives_the_same_events() -> None:
