@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from tessera_google_auth import ServiceAccount, checked_key_file, introduce, service_account
 
 from core.plugin_api import (
     Capabilities,
@@ -19,7 +18,6 @@ from core.plugin_api import (
     Preview,
     ProfileSnapshot,
 )
-from tessera_push_fcm.auth import ServiceAccount, ServiceAccountInvalid, service_account
 from tessera_push_fcm.message import FcmTemplate
 from tessera_push_fcm.preview import preview_html
 from tessera_push_fcm.sandbox import create_sandbox_app
@@ -66,11 +64,7 @@ class FcmConfig(BaseModel):
     @classmethod
     def _is_service_account(cls, value: SecretStr) -> SecretStr:
         """Reject anything that is not a usable Google service-account key file."""
-        try:
-            service_account(value.get_secret_value())
-        except ServiceAccountInvalid as exc:
-            raise ValueError(f"Upload the service account key file: {exc}.") from None
-        return value
+        return checked_key_file(value)
 
     def account(self) -> ServiceAccount:
         """The service account, its key parsed once."""
@@ -92,35 +86,11 @@ def sender(ctx: ChannelContext, config: FcmConfig) -> Sender:
     account = config.account()
     base = ctx.sandbox_url if ctx.sandbox else config.api_url
     if ctx.sandbox:
-        _introduce(ctx.sandbox_url, account)
+        introduce(ctx.sandbox_url, account)
     if base:
         base = base.rstrip("/")
         return Sender(account, config.project_id, base, f"{base}/token", config.concurrency)
     return Sender(account, config.project_id, FCM_API, account.token_uri, config.concurrency)
-
-
-_introduced: set[tuple[str, str]] = set()
-
-
-def _introduce(sandbox_url: str, account: ServiceAccount) -> None:
-    """Have the sandbox trust this service account, once per process.
-
-    The account may have been generated in another process (the demo's seeding, a test) than the
-    sandbox, so the sandbox cannot know its key otherwise.
-    """
-    if (sandbox_url, account.client_email) in _introduced:
-        return
-    public = account.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
-    try:
-        answer = httpx.post(
-            f"{sandbox_url.rstrip('/')}/_sandbox/accounts",
-            json={"client_email": account.client_email, "public_key_pem": public},
-            timeout=10.0,
-        )
-    except httpx.HTTPError:
-        return  # the token call that follows says what is wrong
-    if answer.status_code == 201:
-        _introduced.add((sandbox_url, account.client_email))
 
 
 class FcmChannel(Channel):

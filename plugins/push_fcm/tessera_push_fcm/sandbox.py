@@ -20,42 +20,30 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from tessera_google_auth.fake import (
+    INVALID_CREDENTIAL,
+    MISSING_CREDENTIAL,
+    TOKEN_LIFETIME,
+    accounts_router,
+    bearer,
+    token_response,
+)
 
 from tessera_push_fcm import testkeys
 from tessera_push_fcm.schema import discovery, schema_problems
 
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SCOPES = {
     "https://www.googleapis.com/auth/firebase.messaging",
     "https://www.googleapis.com/auth/cloud-platform",
 }
-GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
-MOUNTED_TOKEN_URI = re.compile(r"^https?://[^/]+/sandbox/[^/]+/push_fcm/token$")  # behind the core's mount
-TOKEN_LIFETIME = 3599
-MAX_ASSERTION_LIFETIME = 3600
-CLOCK_SKEW = 30
 MAX_PAYLOAD = 4096
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 VALID_TOKEN = re.compile(r"^[A-Za-z0-9_:.\-]{8,4096}$")
-INVALID_CREDENTIAL = (
-    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
-    "other valid authentication credential. "
-    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
-)
-MISSING_CREDENTIAL = (
-    "Request is missing required authentication credential. Expected OAuth 2 access token, login "
-    "cookie or other valid authentication credential. "
-    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
-)
 # What a scripted failure answers, per HTTP status: Google's status, FCM's errorCode, a message.
 SCRIPTED = {
     400: ("INVALID_ARGUMENT", "INVALID_ARGUMENT", "Request contains an invalid argument."),
@@ -94,12 +82,6 @@ def invalid(message: str, field_path: str = "message") -> JSONResponse:
     """400 INVALID_ARGUMENT with a ``BadRequest`` field violation, like FCM's parser answers."""
     violation = {"@type": BAD_REQUEST, "fieldViolations": [{"field": field_path, "description": message}]}
     return google_error(400, "INVALID_ARGUMENT", message, details=[violation])
-
-
-def bearer(request: Request) -> str | None:
-    """The bearer token of the request, if any."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 @dataclass
@@ -177,42 +159,6 @@ class FakeFcm:
             self.delay, self.max_in_flight, self.tokens_issued = 0.0, 0, 0
 
 
-def verify_assertion(form: dict[str, str], trusted: dict[str, str], own_uri: str) -> str | JSONResponse:
-    """The service account a token request proves to be, or OAuth's error answer."""
-
-    def refuse(error: str, description: str) -> JSONResponse:
-        return JSONResponse({"error": error, "error_description": description}, status_code=400)
-
-    if form.get("grant_type") != JWT_BEARER:
-        return refuse("unsupported_grant_type", f"Invalid grant_type: {form.get('grant_type', '')}")
-    assertion = form.get("assertion", "")
-    try:
-        account = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
-    except jwt.PyJWTError:
-        return refuse("invalid_grant", "Invalid JWT: the assertion is not a JWT.")
-    key = trusted.get(account) if isinstance(account, str) else None
-    if key is None:
-        return refuse("invalid_grant", "Invalid grant: account not found")
-    try:
-        claims = jwt.decode(
-            assertion, key, algorithms=["RS256"], leeway=CLOCK_SKEW,
-            options={"require": ["iss", "aud", "iat", "exp"], "verify_aud": False},
-        )  # fmt: skip
-    except jwt.InvalidSignatureError:
-        return refuse("invalid_grant", "Invalid JWT Signature.")
-    except jwt.PyJWTError as exc:
-        return refuse("invalid_grant", f"Invalid JWT: {exc}")
-    if claims["aud"] not in {GOOGLE_TOKEN_URI, own_uri} and not MOUNTED_TOKEN_URI.match(str(claims["aud"])):
-        return refuse(
-            "invalid_grant", f"Invalid JWT: Failed audience check. The expected value was {own_uri}"
-        )
-    if claims["exp"] - claims["iat"] > MAX_ASSERTION_LIFETIME:
-        return refuse("invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes).")
-    if not SCOPES & set(str(claims.get("scope", "")).split()):
-        return refuse("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
-    return str(account)
-
-
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -274,12 +220,8 @@ def create_sandbox_app(*, trusted_keys: dict[str, str] | None = None) -> FastAPI
     @app.post("/token")
     async def token(request: Request) -> Response:
         """Google's OAuth token endpoint: an access token for a signed service-account assertion."""
-        form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace")))
-        verdict = verify_assertion(form, state.trusted, str(request.url).split("?", 1)[0])
-        if isinstance(verdict, JSONResponse):
-            return verdict
-        return JSONResponse(
-            {"access_token": state.issue_token(), "expires_in": TOKEN_LIFETIME, "token_type": "Bearer"}
+        return await token_response(
+            request, state.trusted, scopes=SCOPES, plugin_key="push_fcm", issue=lambda _: state.issue_token()
         )
 
     @app.post("/v1/projects/{project}/messages:send")
@@ -336,18 +278,7 @@ def create_sandbox_app(*, trusted_keys: dict[str, str] | None = None) -> FastAPI
             state.sent.append({"name": name, "message": message})
         return JSONResponse({"name": name})
 
-    @app.post("/_sandbox/accounts", status_code=201)
-    async def add_account(body: AccountIn) -> Response:
-        """Trust one more service account (one generated in another process has another key)."""
-        try:
-            key = load_pem_public_key(body.public_key_pem.encode())
-        except ValueError:
-            return JSONResponse({"error": "public_key_pem is not a PEM public key"}, status_code=400)
-        if not isinstance(key, rsa.RSAPublicKey):
-            return JSONResponse({"error": "service account keys are RSA keys"}, status_code=400)
-        with state.lock:
-            state.trusted[body.client_email] = body.public_key_pem
-        return Response(status_code=201)
+    app.include_router(accounts_router(state.trusted))
 
     @app.post("/_sandbox/unregister")
     async def unregister(body: TokensIn) -> JSONResponse:
@@ -394,13 +325,6 @@ def create_sandbox_app(*, trusted_keys: dict[str, str] | None = None) -> FastAPI
         return google_error(404, "NOT_FOUND", f"The sandbox for FCM does not serve {request.method} /{path}.")
 
     return app
-
-
-class AccountIn(BaseModel):
-    """A service account to trust: its email and public key (PEM)."""
-
-    client_email: str = Field(min_length=3)
-    public_key_pem: str
 
 
 class TokensIn(BaseModel):

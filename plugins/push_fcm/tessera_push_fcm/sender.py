@@ -15,15 +15,18 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
+from tessera_google_auth import ServiceAccount, TokenCache
 
 from core.plugin_api import DeliveryError, DeliveryResult, OutboundMessage, TransientDeliveryError
-from tessera_push_fcm.auth import TOKENS, ServiceAccount
 from tessera_push_fcm.devices import DeviceOutcome, combine, device_tokens, no_device
 from tessera_push_fcm.errors import failed, parse_failure, result_of
 from tessera_push_fcm.message import FcmTemplate, for_token, send_request
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 MAX_CONNECTIONS = 64  # the most concurrency the config allows
+SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+# Access tokens per service account, replaced 5 minutes before expiry so none expires mid-send.
+TOKENS = TokenCache(SCOPE, margin=300)
 
 
 @lru_cache(maxsize=16)

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fcm_support import FakeServer
-from tessera_push_fcm.auth import TOKENS
-from tessera_push_fcm.channel import _introduced as introduced
+from tessera_google_auth.introduce import introduced
+from tessera_push_fcm.sender import TOKENS
 
 
 @pytest.fixture(scope="module")

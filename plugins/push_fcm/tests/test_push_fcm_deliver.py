@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from fcm_support import FakeServer, context, outbound
-from tessera_push_fcm.auth import TOKENS
 from tessera_push_fcm.channel import FcmChannel
+from tessera_push_fcm.sender import TOKENS
 
 from core.plugin_api import ChannelContext, DeliveryResult, DeliveryStatus, PermanentDeliveryError
 

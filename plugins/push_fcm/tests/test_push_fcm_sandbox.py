@@ -9,8 +9,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
-from tessera_push_fcm.auth import SCOPE
 from tessera_push_fcm.channel import FcmChannel
+from tessera_push_fcm.sender import SCOPE
 from tessera_push_fcm.testkeys import CLIENT_EMAIL, test_service_account
 
 SEND = "/v1/projects/shop/messages:send"

@@ -20,8 +20,8 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import httpx
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from tessera_google_auth import ServiceAccount, checked_key_file, introduce, service_account
 
 from core.plugin_api import (
     Capabilities,
@@ -44,14 +44,7 @@ from tessera_wallet_google.callbacks import (
     parse_root_keys,
     verify_callback,
 )
-from tessera_wallet_google.client import (
-    GoogleApiError,
-    ServiceAccount,
-    ServiceAccountInvalid,
-    WalletApi,
-    delivery_error,
-    service_account,
-)
+from tessera_wallet_google.client import GoogleApiError, WalletApi, delivery_error
 from tessera_wallet_google.objects import (
     COLLECTIONS,
     SCHEMAS,
@@ -95,11 +88,7 @@ class GoogleWalletConfig(BaseModel):
     @classmethod
     def _is_service_account(cls, value: SecretStr) -> SecretStr:
         """Reject anything that is not a usable Google service-account key file."""
-        try:
-            service_account(value.get_secret_value())
-        except ServiceAccountInvalid as exc:
-            raise ValueError(f"Upload the service account key file: {exc}.") from None
-        return value
+        return checked_key_file(value)
 
     @field_validator("origins")
     @classmethod
@@ -161,7 +150,7 @@ def _config(ctx: ChannelContext) -> GoogleWalletConfig:
 def addresses(ctx: ChannelContext, config: GoogleWalletConfig) -> Addresses:
     """The addresses for this tenant (the sandbox in test mode, which is told of the account first)."""
     if ctx.sandbox:
-        _introduce(ctx.sandbox_url, config.account())
+        introduce(ctx.sandbox_url, config.account())
     base = ctx.sandbox_url if ctx.sandbox else config.api_url
     if base:
         base = base.rstrip("/")
@@ -172,30 +161,6 @@ def addresses(ctx: ChannelContext, config: GoogleWalletConfig) -> Addresses:
         save=GOOGLE_SAVE_BASE,
         keys=GOOGLE_SAVE_BASE + KEYS_PATH,
     )
-
-
-_introduced: set[tuple[str, str]] = set()
-
-
-def _introduce(sandbox_url: str, account: ServiceAccount) -> None:
-    """Have the sandbox trust this service account, once per process (as adding it in Google's console).
-
-    The sandbox's own test account is made in its process; the tenant's was made wherever its
-    config was saved (the demo's seeding, a test), so the sandbox must be told its key.
-    """
-    if (sandbox_url, account.client_email) in _introduced:
-        return
-    public = account.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
-    try:
-        answer = httpx.post(
-            f"{sandbox_url.rstrip('/')}/_sandbox/accounts",
-            json={"client_email": account.client_email, "public_key_pem": public},
-            timeout=10.0,
-        )
-    except httpx.HTTPError:
-        return  # the token call that follows says what is wrong
-    if answer.status_code == 201:
-        _introduced.add((sandbox_url, account.client_email))
 
 
 class _RootKeys:

@@ -1,74 +1,26 @@
 """The Google Wallet REST API over httpx, acting as the tenant's service account.
 
-The service account's key is parsed once per distinct key file (parsing an RSA key costs far more
-than signing with it). Its OAuth2 access token comes from the JWT bearer grant and is kept until
-shortly before it expires, shared by every thread; a 401 drops it and the call is tried once more
-with a new one. Errors come back as :class:`GoogleApiError` with Google's status and message, and
+The service account and its OAuth2 access tokens come from :mod:`tessera_google_auth` (key parsed
+once per key file; tokens of the JWT bearer grant kept until shortly before they expire, shared by
+every thread); a 401 drops the token and the call is tried once more with a new one. Errors come
+back as :class:`GoogleApiError` with Google's status and message, and
 :func:`delivery_error` says what they mean for a send.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import httpx
-import jwt
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from tessera_google_auth import ServiceAccount, TokenCache, TokenRefused
 
 from core.plugin_api import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
-GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 API_PATH = "/walletobjects/v1"
 TOKEN_MARGIN = 120  # seconds before expiry when a token is replaced, so none expires mid-call
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
-
-
-class ServiceAccountInvalid(ValueError):
-    """The key file is not a usable Google service-account key (said plainly)."""
-
-
-@dataclass(frozen=True)
-class ServiceAccount:
-    """A Google service account: who it is and its parsed private key."""
-
-    client_email: str
-    private_key_id: str
-    token_uri: str
-    key: RSAPrivateKey
-
-
-@lru_cache(maxsize=64)
-def service_account(key_file: str) -> ServiceAccount:
-    """The service account of a key file (JSON text), parsed once per distinct file."""
-    try:
-        info = json.loads(key_file)
-    except ValueError:
-        raise ServiceAccountInvalid("the service account key file is not valid JSON") from None
-    if not isinstance(info, dict) or not {"client_email", "private_key"} <= info.keys():
-        raise ServiceAccountInvalid(
-            "this JSON is not a service account key (needs client_email and private_key)"
-        )
-    try:
-        key = load_pem_private_key(str(info["private_key"]).encode(), password=None)
-    except (ValueError, TypeError):
-        raise ServiceAccountInvalid(
-            "the private_key of the service account key file cannot be read"
-        ) from None
-    if not isinstance(key, RSAPrivateKey):
-        raise ServiceAccountInvalid("the private_key of the service account is not an RSA key")
-    return ServiceAccount(
-        client_email=str(info["client_email"]),
-        private_key_id=str(info.get("private_key_id", "")),
-        token_uri=str(info.get("token_uri") or GOOGLE_TOKEN_URI),
-        key=key,
-    )
 
 
 class GoogleApiError(Exception):
@@ -104,49 +56,15 @@ def delivery_error(exc: GoogleApiError) -> DeliveryError:
     return PermanentDeliveryError(text.format(m=message, s=status), reason_code=code)
 
 
-class _Tokens:
-    """Access tokens per (account, token endpoint), shared by all threads, renewed before expiry."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
-
-    def get(self, http: httpx.Client, account: ServiceAccount, token_uri: str) -> str:
-        key = (account.client_email, token_uri)
-        with self._lock:
-            held = self._tokens.get(key)
-            if held is not None and held[1] - TOKEN_MARGIN > time.time():
-                return held[0]
-            token, expires_at = _fetch_token(http, account, token_uri)
-            self._tokens[key] = (token, expires_at)
-            return token
-
-    def drop(self, account: ServiceAccount, token_uri: str, token: str) -> None:
-        with self._lock:
-            key = (account.client_email, token_uri)
-            if self._tokens.get(key, ("", 0.0))[0] == token:
-                del self._tokens[key]
+def _token_error(refused: TokenRefused) -> GoogleApiError:
+    """No access token, as a Google error: 503 when the endpoint is down or away, else 401."""
+    if refused.status_code is None:
+        return GoogleApiError(503, "UNAVAILABLE", f"the token endpoint cannot be reached ({refused.reason})")
+    status = 503 if refused.status_code >= 500 else 401
+    return GoogleApiError(status, refused.error or "UNAUTHENTICATED", f"no access token: {refused.reason}")
 
 
-TOKENS = _Tokens()
-
-
-def _fetch_token(http: httpx.Client, account: ServiceAccount, token_uri: str) -> tuple[str, float]:
-    now = int(time.time())
-    claims = {"iss": account.client_email, "scope": SCOPE, "aud": token_uri, "iat": now, "exp": now + 3600}
-    headers = {"kid": account.private_key_id} if account.private_key_id else None
-    assertion = jwt.encode(claims, account.key, algorithm="RS256", headers=headers)
-    grant = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
-    try:
-        answer = http.post(token_uri, data=grant)
-    except httpx.HTTPError as exc:
-        raise GoogleApiError(503, "UNAVAILABLE", f"the token endpoint cannot be reached ({exc})") from exc
-    body = _json(answer)
-    if answer.status_code != 200 or "access_token" not in body:
-        reason = body.get("error_description") or body.get("error") or answer.text[:200]
-        status = 503 if answer.status_code >= 500 else 401
-        raise GoogleApiError(status, str(body.get("error", "UNAUTHENTICATED")), f"no access token: {reason}")
-    return str(body["access_token"]), now + float(body.get("expires_in", 3600))
+TOKENS = TokenCache(SCOPE, margin=TOKEN_MARGIN, refusal=_token_error)
 
 
 def _json(answer: httpx.Response) -> dict[str, Any]:

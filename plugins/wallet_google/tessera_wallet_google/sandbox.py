@@ -29,15 +29,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import parse_qsl
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from tessera_google_auth.fake import (
+    CLOCK_SKEW,
+    INVALID_CREDENTIAL,
+    MISSING_CREDENTIAL,
+    TOKEN_LIFETIME,
+    TOKEN_PATH,
+    accounts_router,
+    bearer,
+    token_response,
+)
 
 from tessera_wallet_google import testkeys
 from tessera_wallet_google.callbacks import KEYS_PATH
@@ -45,33 +52,10 @@ from tessera_wallet_google.objects import COLLECTIONS, PAYLOAD_KEYS, SCHEMAS, Ki
 from tessera_wallet_google.schema import schema_problems
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-TOKEN_PATH = "token"
 API_PREFIX = "/walletobjects/v1/"
-MISSING_CREDENTIAL = (
-    "Request is missing required authentication credential. Expected OAuth 2 access token, login "
-    "cookie or other valid authentication credential. "
-    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
-)
-INVALID_CREDENTIAL = (
-    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
-    "other valid authentication credential. "
-    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
-)
 NOT_FAKED = "The Tessera sandbox for Google Wallet does not fake {call}."
 
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 WALLET_SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
-GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
-# Behind the core the fake sees itself as http://sandbox/..., while the channel signs for the public
-# URL it was given (<public_url>/sandbox/<tenant>/wallet_google/token): accept that shape too.
-MOUNTED_TOKEN_URI = re.compile(r"^https?://[^?#]+/sandbox/[^/?#]+/wallet_google/token$")
-TOKEN_LIFETIME = 3599  # seconds, what Google answers
-MAX_ASSERTION_LIFETIME = 3600  # Google refuses assertions valid for longer than an hour
-CLOCK_SKEW = 30  # seconds of leeway on iat/exp, for clocks slightly apart
-SHORT_LIVED = (
-    "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. "
-    "Check your iat and exp values in the JWT claim."
-)
 
 RESOURCE_ID = re.compile(r"^\d+\.[A-Za-z0-9._-]+$")
 NOTIFY_LIMIT = 3  # TEXT_AND_NOTIFY messages per pass...
@@ -101,22 +85,6 @@ def google_error(code: int, status: str, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'} if code == 401 else None
     body = {"error": {"code": code, "message": message, "status": status}}
     return JSONResponse(body, status_code=code, headers=headers)
-
-
-def oauth_error(error: str, description: str, status_code: int = 400) -> JSONResponse:
-    """A response in the OAuth 2 token endpoint's error shape (RFC 6749 section 5.2)."""
-    return JSONResponse({"error": error, "error_description": description}, status_code=status_code)
-
-
-def bearer(request: Request) -> str | None:
-    """The value of ``Authorization: Bearer <value>``, if the request carries one."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def has_bearer(request: Request) -> bool:
-    """Whether the request carries ``Authorization: Bearer <something>``."""
-    return bearer(request) is not None
 
 
 class ApiError(Exception):
@@ -532,58 +500,7 @@ def json_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-# --- OAuth -----------------------------------------------------------------------------------------
-
-
-class OAuthRefusal(Exception):
-    """A refused token request: OAuth's ``error`` code and description."""
-
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(description)
-        self.error, self.description = error, description
-
-
-def verify_assertion(form: Mapping[str, str], trusted_keys: Mapping[str, str], own_uris: set[str]) -> str:
-    """The service account a token request proves to be, or :class:`OAuthRefusal`."""
-    if form.get("grant_type") != JWT_BEARER:
-        raise OAuthRefusal("unsupported_grant_type", f"Invalid grant_type: {form.get('grant_type', '')}")
-    assertion = form.get("assertion")
-    if not assertion:
-        raise OAuthRefusal("invalid_request", "Missing required parameter: assertion")
-    try:
-        unverified = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        raise OAuthRefusal("invalid_grant", "Invalid JWT: the assertion is not a JWT.") from None
-    account = unverified.get("iss")
-    key = trusted_keys.get(account) if isinstance(account, str) else None
-    if key is None:
-        raise OAuthRefusal("invalid_grant", "Invalid grant: account not found")
-    try:
-        claims = jwt.decode(
-            assertion, key, algorithms=["RS256"], leeway=CLOCK_SKEW,
-            options={"require": ["iss", "aud", "iat", "exp"], "verify_aud": False},
-        )  # fmt: skip
-    except jwt.InvalidSignatureError:
-        raise OAuthRefusal("invalid_grant", "Invalid JWT Signature.") from None
-    except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
-        raise OAuthRefusal("invalid_grant", SHORT_LIVED) from None
-    except jwt.PyJWTError as exc:
-        raise OAuthRefusal("invalid_grant", f"Invalid JWT: {exc}") from None
-    audience = claims["aud"]
-    if (
-        audience != GOOGLE_TOKEN_URI
-        and audience not in own_uris
-        and not MOUNTED_TOKEN_URI.match(str(audience))
-    ):
-        raise OAuthRefusal(
-            "invalid_grant", f"Invalid JWT: Failed audience check. The expected value was {GOOGLE_TOKEN_URI}"
-        )
-    if not isinstance(claims["exp"], int | float) or claims["exp"] - claims["iat"] > MAX_ASSERTION_LIFETIME:
-        raise OAuthRefusal("invalid_grant", SHORT_LIVED)
-    scope = claims.get("scope")
-    if not isinstance(scope, str) or WALLET_SCOPE not in scope.split():
-        raise OAuthRefusal("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
-    return str(account)
+# --- the save link's JWT ---------------------------------------------------------------------------
 
 
 def verify_save_jwt(token: str, trusted_keys: Mapping[str, str]) -> dict[str, Any]:
@@ -674,13 +591,6 @@ def refusal_page(reason: str, status_code: int = 400) -> HTMLResponse:
 # --- control endpoints' bodies ---------------------------------------------------------------------
 
 
-class AccountIn(BaseModel):
-    """A service account to trust: its email and public key."""
-
-    client_email: str = Field(min_length=3, max_length=200)
-    public_key_pem: str = Field(min_length=20, max_length=5000)
-
-
 class FailureIn(BaseModel):
     """The body of ``POST /_sandbox/fail``."""
 
@@ -750,15 +660,8 @@ def create_sandbox_app(*, trusted_keys: dict[str, str] | None = None) -> FastAPI
         early = await scripted("/" + TOKEN_PATH, is_token_call=True)
         if early is not None:
             return early
-        form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace")))
-        own = {str(request.url).split("?", 1)[0], f"{request.base_url}{TOKEN_PATH}"}
-        try:
-            account = verify_assertion(form, keys, own)
-        except OAuthRefusal as refusal:
-            return oauth_error(refusal.error, refusal.description)
-        access_token = state.issue_token(account)
-        return JSONResponse(
-            {"access_token": access_token, "expires_in": TOKEN_LIFETIME, "token_type": "Bearer"}
+        return await token_response(
+            request, keys, scopes={WALLET_SCOPE}, plugin_key="wallet_google", issue=state.issue_token
         )
 
     @app.api_route(API_PREFIX + "{path:path}", methods=METHODS)
@@ -817,21 +720,8 @@ def create_sandbox_app(*, trusted_keys: dict[str, str] | None = None) -> FastAPI
         """Google's root keys that sign the callbacks' intermediate keys (the test keys)."""
         return JSONResponse(testkeys.test_signer().keys_document())
 
-    @app.post("/_sandbox/accounts", status_code=201)
-    async def add_account(body: AccountIn) -> Response:
-        """Trust one more service account (as adding it as a user of the issuer in Google's console).
-
-        The channel registers its sandbox account here: a sandbox account generated in another
-        process (the demo's seeding, a test) has another key than this process's.
-        """
-        try:
-            key = load_pem_public_key(body.public_key_pem.encode())
-        except ValueError:
-            return JSONResponse({"error": "public_key_pem is not a PEM public key"}, status_code=400)
-        if not isinstance(key, rsa.RSAPublicKey):
-            return JSONResponse({"error": "service account keys are RSA keys"}, status_code=400)
-        keys[body.client_email] = body.public_key_pem
-        return Response(status_code=201)
+    # Trust one more service account (as adding it as a user of the issuer in Google's console).
+    app.include_router(accounts_router(keys))
 
     @app.post("/_sandbox/fail", status_code=201)
     async def fail(failure: FailureIn) -> JSONResponse:

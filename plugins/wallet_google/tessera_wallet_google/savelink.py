@@ -3,7 +3,7 @@
 Claims as Google documents them: ``iss`` the service account, ``aud`` "google", ``typ``
 "savetowallet", ``iat``, ``origins`` (the sites allowed to show the button) and ``payload`` with
 the class and the object (schema ``Resources``), so a pass saves even before its object reached
-Google through the API. The key is the one parsed once per key file (:mod:`.client`).
+Google through the API. The key is the one parsed once per key file (:mod:`tessera_google_auth`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 from typing import Any
 
 import jwt
+from tessera_google_auth import ServiceAccount
 
-from tessera_wallet_google.client import ServiceAccount
 from tessera_wallet_google.objects import PAYLOAD_KEYS, GooglePass
 
 GOOGLE_SAVE_BASE = "https://pay.google.com"

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 import time
 import uuid
 from functools import cache
-from urllib.parse import quote
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
+from tessera_google_auth.testkeys import GeneratedAccount, generate_account
 
 from tessera_wallet_google.callbacks import PROTOCOL, SENDER_ID
 
@@ -36,48 +35,19 @@ MESSAGE_LIFETIME_MS = 3600 * 1000
 
 
 @cache
-def _service_account_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@cache
-def _service_account_info() -> dict[str, str]:
-    key_pem = (
-        _service_account_key()
-        .private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        .decode()
-    )
-    return {
-        "type": "service_account",
-        "project_id": PROJECT_ID,
-        "private_key_id": secrets.token_hex(20),  # Google's ids are 40 hex digits
-        "private_key": key_pem,
-        "client_email": CLIENT_EMAIL,
-        "client_id": str(10**20 + secrets.randbelow(9 * 10**20)),  # 21 digits, like Google's
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-        "token_uri": TOKEN_URI,
-        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-        "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/" + quote(CLIENT_EMAIL),
-        "universe_domain": "googleapis.com",
-    }
+def _service_account() -> GeneratedAccount:
+    return generate_account(CLIENT_EMAIL, PROJECT_ID)
 
 
 def test_service_account() -> dict[str, str]:
     """The test service-account key file as a dict (the same account throughout the process)."""
     # A copy: callers (the channel in sandbox mode) replace token_uri, which must not leak into the cache.
-    return dict(_service_account_info())
+    return _service_account().key_file()
 
 
 def service_account_public_key_pem() -> str:
     """The public key of :func:`test_service_account`, as SubjectPublicKeyInfo PEM."""
-    return (
-        _service_account_key()
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    return _service_account().public_key_pem()
 
 
 class CallbackSigner:
