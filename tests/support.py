@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -121,3 +122,25 @@ def use_recording_channel(tenant: str, provider_url: str, **config: str) -> None
         values = {"endpoint": provider_url, "api_key": DEFAULT_API_KEY, **config}
         save_channel_config(control, row, get_host(), RECORDING_CHANNEL, values)
         control.commit()
+
+
+def launch_to_consenting(session: Any, tenant: str, channel: str, name: str, content: dict[str, Any]) -> int:
+    """Launch campaign ``name`` (``content``: a MessageTemplate) to everyone consenting on ``channel``,
+    as a marketer confirms it; its id. The sends are then due jobs (:func:`run_due_jobs`)."""
+    from core.campaigns import service as campaigns
+    from core.db.engines import control_session
+    from core.segments.service import create_segment, tenant_scope
+    from core.tenancy.tenants import get_tenant
+
+    with control_session() as control:
+        row = get_tenant(control, tenant)
+        scope = tenant_scope(control, row)
+    segment = create_segment(session, f"{name} audience", {"type": "consent", "channel": channel}, "test", {})
+    session.commit()
+    assert segment.id is not None
+    data = campaigns.CampaignIn(name=name, segment_id=segment.id, channel=channel, content=content)
+    campaign = campaigns.create_campaign(session, row, scope, data, "marketer")
+    campaigns.launch(session, row, scope, campaign, "marketer")
+    session.commit()
+    assert campaign.id is not None
+    return int(campaign.id)

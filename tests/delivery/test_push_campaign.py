@@ -13,7 +13,6 @@ from sqlmodel import Session, select
 from tessera_push_fcm.sandbox import create_sandbox_app
 from tessera_push_fcm.testkeys import PROJECT_ID, test_service_account
 
-from core.campaigns import service as campaigns
 from core.db.engines import control_session, tenant_engine
 from core.delivery.models import Delivery, DeliveryState
 from core.ingest.service import accept
@@ -22,11 +21,10 @@ from core.profiles.jobs import process_events
 from core.profiles.models import Identity
 from core.profiles.service import find_by_identifier
 from core.reporting.report import report
-from core.segments.service import create_segment, tenant_scope
 from core.tenancy.plugin_settings import save_channel_config, set_enabled
 from core.tenancy.tenants import get_tenant
 from tests.fakes.provider import serving_app
-from tests.support import run_due_jobs
+from tests.support import launch_to_consenting, run_due_jobs
 
 TENANT = "app"
 CHANNEL = "push_fcm"
@@ -42,21 +40,6 @@ def _customer(user: str, locale: str, *tokens: str) -> list[dict[str, Any]]:
     events += [{"type": "screen", "userId": user, "name": "Home", "timestamp": now,
                 "context": {"device": {"token": token}}} for token in tokens]  # fmt: skip
     return events
-
-
-def _campaign(session: Session, name: str) -> int:
-    with control_session() as control:
-        tenant = get_tenant(control, TENANT)
-        scope = tenant_scope(control, tenant)
-    segment = create_segment(session, f"{name} audience", {"type": "consent", "channel": CHANNEL}, "test", {})
-    session.commit()
-    assert segment.id is not None
-    data = campaigns.CampaignIn(name=name, segment_id=segment.id, channel=CHANNEL, content=PUSH)
-    campaign = campaigns.create_campaign(session, tenant, scope, data, "marketer")
-    campaigns.launch(session, tenant, scope, campaign, "marketer")
-    session.commit()
-    assert campaign.id is not None
-    return campaign.id
 
 
 def test_a_push_campaign_reaches_every_device_retires_gone_tokens_and_counts_opens(installation) -> None:
@@ -79,7 +62,7 @@ def test_a_push_campaign_reaches_every_device_retires_gone_tokens_and_counts_ope
             process_events(TENANT, {})
             ann = find_by_identifier(session, "user_id", "ann").id
 
-            first = _campaign(session, "Sale")
+            first = launch_to_consenting(session, TENANT, CHANNEL, "Sale", PUSH)
             run_due_jobs(TENANT, database)
             sent = fake.state.fcm.snapshot()["sent"]
             by_token = {m["message"]["token"]: m["message"] for m in sent}
@@ -96,7 +79,7 @@ def test_a_push_campaign_reaches_every_device_retires_gone_tokens_and_counts_ope
                 assert client.post(urlsplit(opened).path).status_code == 204
             assert report(session, campaign_id=first).opened == 1
 
-            _campaign(session, "Sale, again")
+            launch_to_consenting(session, TENANT, CHANNEL, "Sale, again", PUSH)
             run_due_jobs(TENANT, database)
             tokens = [m["message"]["token"] for m in fake.state.fcm.snapshot()["sent"]]
             assert tokens.count("ann-old-phone") == 0 and tokens.count("ann-phone-1") == 2

@@ -17,7 +17,6 @@ from sqlmodel import Session, select
 from tessera_whatsapp.sandbox import FakeTemplate, FakeWhatsApp, sandbox_config
 from tessera_whatsapp.sending import PAIR_SECONDS
 
-from core.campaigns import service as campaigns
 from core.consent.service import current
 from core.db.base import utcnow
 from core.db.engines import control_session, tenant_engine
@@ -30,12 +29,11 @@ from core.profiles.jobs import process_events
 from core.profiles.service import find_by_identifier
 from core.queue.models import Job
 from core.reporting.report import report
-from core.segments.service import create_segment, tenant_scope
 from core.settings import get_settings
 from core.tenancy.plugin_settings import save_channel_config, set_enabled
 from core.tenancy.tenants import get_tenant
 from tests.fakes.provider import serving_app
-from tests.support import run_due_jobs
+from tests.support import launch_to_consenting, run_due_jobs
 
 TENANT = "shop"
 CHANNEL = "whatsapp"
@@ -43,20 +41,10 @@ DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 JOB = Job.__table__  # type: ignore[attr-defined]
 
 
-def _campaign(session: Session, name: str, content: dict[str, Any]) -> int:
-    with control_session() as control:
-        tenant = get_tenant(control, TENANT)
-        scope = tenant_scope(control, tenant)
-    segment = create_segment(session, f"{name} audience", {"type": "consent", "channel": CHANNEL}, "test", {})
-    session.commit()
-    assert segment.id is not None
-    variants = {"variants": {"en": content}, "fallback": "en"}
-    data = campaigns.CampaignIn(name=name, segment_id=segment.id, channel=CHANNEL, content=variants)
-    campaign = campaigns.create_campaign(session, tenant, scope, data, "marketer")
-    campaigns.launch(session, tenant, scope, campaign, "marketer")
-    session.commit()
-    assert campaign.id is not None
-    return campaign.id
+def _whatsapp(session: Session, name: str, content: dict[str, Any]) -> int:
+    return launch_to_consenting(
+        session, TENANT, CHANNEL, name, {"variants": {"en": content}, "fallback": "en"}
+    )
 
 
 def _due_now(session: Session) -> None:
@@ -117,13 +105,13 @@ def test_a_whatsapp_conversation_from_first_message_to_opt_out(installation) -> 
                     event.profile_id == ids["ann"] and event.properties["text"] == "Is my order on its way?"
                 )
 
-                reply = _campaign(session, "Reply", {"kind": "text", "text": "Yes, {{ traits.first_name }}!"})
+                reply = _whatsapp(session, "Reply", {"kind": "text", "text": "Yes, {{ traits.first_name }}!"})
                 run_due_jobs(TENANT, database)
                 assert _states(session, reply, ids) == {
                     "ann": (DeliveryState.sent, None), "bob": (DeliveryState.suppressed, "outside_window")
                 }  # fmt: skip
 
-                card = _campaign(session, "Card", {"kind": "template", "template_name": "card_ready",
+                card = _whatsapp(session, "Card", {"kind": "template", "template_name": "card_ready",
                                                    "body_parameters": "{{ traits.first_name }}",
                                                    "button_parameters": "url:{{ wallet.club_card }}"})  # fmt: skip
                 run_due_jobs(TENANT, database)
@@ -142,7 +130,7 @@ def test_a_whatsapp_conversation_from_first_message_to_opt_out(installation) -> 
                     "http"
                 )  # Meta adds the approved base
 
-                paused = _campaign(session, "Paused", {"kind": "template", "template_name": "spring_sale",
+                paused = _whatsapp(session, "Paused", {"kind": "template", "template_name": "spring_sale",
                                                        "body_parameters": "x"})  # fmt: skip
                 run_due_jobs(TENANT, database)
                 rows = session.exec(select(Delivery).where(Delivery.campaign_id == paused)).all()
