@@ -5,9 +5,9 @@ written), render the personalized content in the profile's language, track its l
 channel check it (or suppress it: outside a customer-service window, say), then hand the batch to
 the channel's ``deliver``. Each result is written back: sent (with the provider's id), failed for
 good (with the provider's reason code), or retryable, which re-queues the delivery with
-exponential backoff that honours ``Retry-After``; addresses the provider called gone are retired. A worker that
-dies mid-send leaves the job to the sweeper; the re-run sends again with the same idempotency
-keys, which the provider drops as repeats.
+exponential backoff that honours ``Retry-After``; addresses the provider called gone are retired.
+A worker that dies mid-send leaves the job to the sweeper; the re-run sends again with the same
+idempotency keys, which the provider drops as repeats.
 """
 
 from __future__ import annotations
