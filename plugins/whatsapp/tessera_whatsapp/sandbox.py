@@ -1,8 +1,9 @@
 """A local fake of Meta's WhatsApp Cloud API (Graph API) and of its webhook sender.
 
 It fakes ``POST /{version}/{phone_number_id}/messages`` (bearer auth, body checks, approved
-templates, the 24-hour customer service window, a per-number rate limit counted on arrival, the
-optional pair limit), the template list ``GET /{version}/{waba_id}/message_templates`` (bearer
+templates, the 24-hour customer service window, a per-number rate limit counted on arrival by a
+bucket holding one second's worth, as our notes on Meta describe it, and the optional pair
+limit), the template list ``GET /{version}/{waba_id}/message_templates`` (bearer
 auth, ``fields``, cursor paging with ``limit``/``after`` and ``paging.next``), and control
 endpoints under ``/_sandbox/``: ``inbound`` (a customer wrote: opens their window), ``fail_next``
 (scripted errors), ``settings`` (latency, rate limit, pair interval), ``state`` and ``webhook``
@@ -151,7 +152,7 @@ class FakeWhatsApp:
     sent: list[dict[str, Any]] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)
     rate_limited: int = 0
-    _recent: dict[str, deque[float]] = field(default_factory=dict)
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # phone: (tokens, at)
     _last_to: dict[tuple[str, str], float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -244,16 +245,17 @@ class FakeWhatsApp:
         return None
 
     def _over_rate(self, phone: str) -> bool:
+        """Meta's throughput limit: a token bucket per number holding one second's worth."""
         with self._lock:
             now = time.monotonic()
             self.request_times.append(time.time())
-            recent = self._recent.setdefault(phone, deque())
-            while recent and now - recent[0] >= 1.0:
-                recent.popleft()
-            if len(recent) >= self.rate_limit:
+            tokens, at = self._buckets.get(phone, (float(self.rate_limit), now))
+            tokens = min(float(self.rate_limit), tokens + (now - at) * self.rate_limit)
+            if tokens < 1.0:
+                self._buckets[phone] = (tokens, now)
                 self.rate_limited += 1
                 return True
-            recent.append(now)
+            self._buckets[phone] = (tokens - 1.0, now)
             return False
 
     def _pair_limited(self, phone: str, to: str) -> bool:
