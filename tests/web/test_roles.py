@@ -180,9 +180,9 @@ def test_a_membership_with_an_unknown_role_may_do_nothing(sqlite_installation, t
 # --- deny by default -------------------------------------------------------------------------
 
 PUBLIC_PATHS = {"/", "/login", "/logout", "/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
-# /v1: write-key auth; /l: tracked links, signed per tenant and delivery; /w: wallet pass links,
+# /v1: write-key auth; /l and /o: tracked links and open reports, signed per tenant and delivery; /w: wallet pass links,
 # signed per tenant, template and profile.
-PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/", "/l/", "/w/")
+PUBLIC_PREFIXES = ("/static", "/sandbox/", "/webhooks/", "/x/", "/v1/", "/l/", "/o/", "/w/")
 
 # The permission each API route needs, written out.
 API_PERMISSIONS = {
