@@ -2,7 +2,8 @@
 the plugin's fake Cloud API served on a port (the config's gateway ``api_url``): a customer writes,
 which lands on their profile and opens their window; free-form text then reaches them and is
 suppressed for others; a template goes to everyone with the add-to-wallet link in its button;
-statuses count once however often Meta replays them; STOP withdraws their consent."""
+statuses count once however often Meta replays them; STOP withdraws their consent; the synced
+templates are shown in the settings."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from core.settings import get_settings
 from core.tenancy.plugin_settings import save_channel_config, set_enabled
 from core.tenancy.tenants import get_tenant
 from tests.fakes.provider import serving_app
-from tests.support import launch_to_consenting, run_due_jobs
+from tests.support import launch_to_consenting, login, run_due_jobs
 
 TENANT = "shop"
 CHANNEL = "whatsapp"
@@ -154,4 +155,9 @@ def test_a_whatsapp_conversation_from_first_message_to_opt_out(installation) -> 
                 }
                 assert consents["ann"][(CHANNEL, "marketing")] is False
                 assert consents["bob"][(CHANNEL, "marketing")] is True  # a sentence, not the word alone
+
+                login(client, f"admin@{TENANT}.test")  # marketers see the synced templates in settings
+                settings = client.get(f"/t/{TENANT}/settings").text
+                assert "card_ready" in settings and "Hi {{1}}, your club card is ready." in settings
+                assert "spring_sale" in settings and "PAUSED" in settings
     assert json.dumps(fake.sent)  # what Meta received is plain JSON
