@@ -95,7 +95,7 @@ def take(buckets: list[Bucket], wanted: int) -> tuple[int, float]:
         return _local.take(buckets, wanted, now)
     client = _clients.get(url) or _clients.setdefault(url, redis.Redis.from_url(url))
     keys = [f"tessera:rate:{bucket.key}" for bucket in buckets]
-    granted, wait = client.eval(_TAKE, len(keys), now, wanted, *(b.rate for b in buckets))  # type: ignore[misc]
+    granted, wait = client.eval(_TAKE, len(keys), *keys, now, wanted, *(b.rate for b in buckets))  # type: ignore[misc]
     return int(granted), float(wait)
 
 

@@ -1,5 +1,6 @@
-"""Pacing shared by every sender: evenly spaced slots (a provider's per-number limit) and claims
-(a per-recipient limit), in-process on the embedded default and through Redis otherwise."""
+"""Pacing shared by every sender: token buckets (channel and tenant rate limits), evenly spaced
+slots (a provider's per-number limit) and claims (a per-recipient limit), in-process on the
+embedded default and through Redis otherwise."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from itertools import pairwise
 
 import pytest
 
+from core.delivery import rates
 from core.plugin_api import claim, pace
 
 
@@ -55,3 +57,13 @@ def test_a_claim_is_refused_with_the_wait_until_its_period_has_passed(paced) -> 
     assert claim(f"{key}:other", 0.3) == 0.0  # keys are independent
     time.sleep(wait + 0.01)
     assert claim(key, 0.3) == 0.0
+
+
+def test_token_buckets_grant_no_more_than_their_rate_whoever_takes(paced) -> None:
+    channel = rates.Bucket(f"test:{uuid.uuid4().hex}", 5.0)  # fresh buckets hold a second's worth
+    tenant = rates.Bucket(f"test:{uuid.uuid4().hex}", 3.0)
+    assert rates.take([channel], 100)[0] == 5
+    granted, wait = rates.take([channel], 100)
+    assert granted == 0 and 0 < wait <= 0.25
+    assert rates.take([channel, tenant], 100)[0] == 0  # the strictest bucket rules; nothing taken from it
+    assert rates.take([tenant], 100)[0] == 3
