@@ -1,7 +1,7 @@
 """Run the benchmarks and rewrite their sections of docs/benchmarks.md.
 
 scripts/bench [--runs N] [--only startup,ingest,processing,resolution,audiences,orchestration,loyalty,passes,wallet_google,
-              wallet_operation]
+              wallet_operation,fcm_sends,whatsapp_sends]
               [--quick] [--backends ...]
 
 ``--quick`` is a smoke check of the harness (small sizes, one run; about a minute or two) and
@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from bench import (
     audiences,
+    channel_sends,
     ingest,
     loyalty,
     orchestration,
@@ -44,6 +45,8 @@ SECTIONS: dict[str, Callable[[Config], list[str]]] = {
     passes.NAME: passes.run,
     wallet_google.NAME: wallet_google.run,
     wallet_operation.NAME: wallet_operation.run,
+    channel_sends.FCM_NAME: channel_sends.run_fcm,
+    channel_sends.WHATSAPP_NAME: channel_sends.run_whatsapp,
 }
 
 SIZES = [  # option, Config field, type, help; the default is the field's
@@ -110,6 +113,15 @@ SIZES = [  # option, Config field, type, help; the default is the field's
         "wallet_operation (PostgreSQL): profiles of the operation",
     ),
     ("--operation-runs", "operation_runs", int, "wallet_operation: runs, a fresh installation each"),
+    (
+        "--channel-recipients",
+        "channel_recipients",
+        int,
+        "fcm_sends, whatsapp_sends (PostgreSQL + Redis only): campaign recipients",
+    ),
+    ("--channel-runs", "channel_runs", int, "fcm_sends, whatsapp_sends: campaigns measured"),
+    ("--channel-threads", "channel_threads", int, "fcm_sends, whatsapp_sends: threads per worker process"),
+    ("--whatsapp-limit", "whatsapp_limit", int, "whatsapp_sends: the number's messages per second"),
 ]
 
 

@@ -56,6 +56,11 @@ class Config:
     # wallet operation (PostgreSQL): a pass operation issued end to end against the fake services
     operation_profiles: int = 100_000
     operation_runs: int = 1  # a fresh installation each (one at full size)
+    # channel sends (PostgreSQL + Redis only): a campaign through the FCM and WhatsApp plugins to their fakes
+    channel_recipients: int = 100_000
+    channel_runs: int = 1  # campaigns to everyone, one after the other (minutes each)
+    channel_threads: int = 4  # per worker process (2), as in the orchestration section
+    whatsapp_limit: int = 1_000  # the number's messages per second (Meta's top tier), and the fake's limit
 
 
 QUICK: dict[str, Any] = {
@@ -78,6 +83,7 @@ QUICK: dict[str, Any] = {
     "pass_latency_customers": 10,
     "pass_latency_purchases": 40,
     "operation_profiles": 2_000,
+    "channel_recipients": 5_000,
 }
 
 

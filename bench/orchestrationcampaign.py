@@ -4,13 +4,60 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import create_engine, text
 
 from bench.orchestrationsetup import JOB_TIMEOUT_S, POLL_S, CpuMeter, Setup, cpu_text, wait_idle
 from bench.processes import Running
 from bench.report import progress
+
+
+@dataclass
+class Accepted:
+    """What a fake server accepted during a campaign (times are epoch seconds)."""
+
+    first_at: float | None
+    last_at: float | None
+    accepted: int
+    distinct: int  # distinct recipient addresses among the accepted messages
+    attempts: int
+    extra: dict[str, Any] = field(default_factory=dict)  # what else the fake tells (its own checks)
+
+
+class CampaignFake(Protocol):
+    """A fake provider a campaign sends to: emptied before, read after, its CPU measured."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def reset(self) -> None: ...
+
+    def accepted(self) -> Accepted: ...
+
+
+class ProviderFake:
+    """The fake provider of :mod:`tests.fakes.provider` (the recording channel's) as a :class:`CampaignFake`."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+
+    @property
+    def pid(self) -> int:
+        """The provider's process id."""
+        return self.setup.provider_pid
+
+    def reset(self) -> None:
+        """Forget every message and attempt."""
+        self.setup.provider.control("reset")
+
+    def accepted(self) -> Accepted:
+        """The accepted messages' first and last arrival, counts and distinct addresses."""
+        recorded = self.setup.provider.recorded()
+        received = [m["received_at"] for m in recorded["messages"]]
+        return Accepted(min(received) if received else None, max(received) if received else None,
+                        len(received), len({m["to"] for m in recorded["messages"]}),
+                        len(recorded["attempts"]))  # fmt: skip
 
 
 @dataclass
@@ -29,6 +76,7 @@ class CampaignSample:
     send_jobs: int
     resent: int  # send jobs the sweeper queued again (unclaimed 30 s after being queued)
     cpu_s: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # the fake's own checks (:attr:`Accepted.extra`)
 
     @property
     def per_second(self) -> float:
@@ -73,14 +121,24 @@ def _send_jobs(conn: Any, since: float) -> tuple[int, int]:
 
 
 def campaign_once(
-    setup: Setup, server: Running, index: int, timeout_s: float = JOB_TIMEOUT_S
+    setup: Setup,
+    server: Running,
+    index: int,
+    timeout_s: float = JOB_TIMEOUT_S,
+    fake: CampaignFake | None = None,
+    options: dict[str, Any] | None = None,
 ) -> CampaignSample:
-    """Confirm a campaign to every recipient and wait until every delivery is written back."""
+    """Confirm a campaign to every recipient and wait until every delivery is written back.
+
+    ``fake`` is where the messages go (the recording channel's provider unless given);
+    ``options`` go to the ``campaign`` job (``channel``, ``content``).
+    """
+    fake = fake or ProviderFake(setup)
     wait_idle(setup.tenant.database_url)
-    setup.provider.control("reset")
+    fake.reset()
     assert server.workers is not None
-    meter = CpuMeter(server.workers.pid, setup.provider_pid)
-    started = setup.job("campaign", name=f"Benchmark {index}")
+    meter = CpuMeter(server.workers.pid, fake.pid)
+    started = setup.job("campaign", name=f"Benchmark {index}", **(options or {}))
     t0, campaign_id = started["started_at"], int(started["campaign_id"])
     engine = create_engine(setup.tenant.database_url)
     try:
@@ -97,32 +155,39 @@ def campaign_once(
     finally:
         engine.dispose()
     cpu = meter.used()
-    recorded = setup.provider.recorded()
-    received = [m["received_at"] for m in recorded["messages"]]
+    got = fake.accepted()
     return CampaignSample(
         recipients=setup.recipients, confirm_s=started["confirmed_at"] - t0, launched_s=finished - t0,
-        first_s=min(received) - t0 if received else float("nan"),
-        last_s=max(received) - t0 if received else float("nan"), accepted=len(received),
-        distinct=len({m["to"] for m in recorded["messages"]}), attempts=len(recorded["attempts"]), states=states,
-        send_jobs=send_jobs, resent=resent, cpu_s=cpu,
+        first_s=got.first_at - t0 if got.first_at is not None else float("nan"),
+        last_s=got.last_at - t0 if got.last_at is not None else float("nan"), accepted=got.accepted,
+        distinct=got.distinct, attempts=got.attempts, states=states, send_jobs=send_jobs, resent=resent,
+        cpu_s=cpu, extra=got.extra,
     )  # fmt: skip
 
 
-def per_batch(setup: Setup) -> dict[str, Any]:
-    """Per-job phase times of a small campaign run in one process (no queue, no workers)."""
-    result = setup.job("batches", env=setup.inst.env_without_queue(), name="Per batch")
+def per_batch(setup: Setup, what: str = "orchestration", **options: Any) -> dict[str, Any]:
+    """Per-job phase times of a small campaign run in one process (no queue, no workers);
+    ``options`` go to the ``batches`` job (``channel``, ``content``)."""
+    result = setup.job("batches", env=setup.inst.env_without_queue(), name="Per batch", **options)
     phases = ", ".join(f"{k} {v:.0f}" for k, v in result["median_ms"].items())
-    progress(f"orchestration: per batch: launch job {result['launch_s']:.2f} s, {result['jobs']} send jobs, "
+    progress(f"{what}: per batch: launch job {result['launch_s']:.2f} s, {result['jobs']} send jobs, "
              f"median ms: {phases}")  # fmt: skip
     return result
 
 
-def measure_campaigns(setup: Setup, server: Running, runs: int) -> list[CampaignSample]:
-    """``runs`` campaigns to everyone, one after the other."""
+def measure_campaigns(
+    setup: Setup,
+    server: Running,
+    runs: int,
+    fake: CampaignFake | None = None,
+    options: dict[str, Any] | None = None,
+    what: str = "orchestration",
+) -> list[CampaignSample]:
+    """``runs`` campaigns to everyone, one after the other (``fake``, ``options``: see :func:`campaign_once`)."""
     samples = []
     for index in range(runs):
-        sample = campaign_once(setup, server, index + 1)
-        progress(f"orchestration: campaign {index + 1}: {sample.accepted:,} accepted in {sample.last_s:.1f} s "
+        sample = campaign_once(setup, server, index + 1, fake=fake, options=options)
+        progress(f"{what}: campaign {index + 1}: {sample.accepted:,} accepted in {sample.last_s:.1f} s "
                  f"= {sample.per_second:,.0f}/s (confirmed in {sample.confirm_s:.1f} s, launch job done at "
                  f"{sample.launched_s:.1f} s, first send at {sample.first_s:.1f} s); sending "
                  f"{sample.sending_per_second:,.0f}/s; {sample.states}; exact: {sample.exact}; "

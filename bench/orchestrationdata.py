@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -35,11 +36,23 @@ def user_id_of(index: int) -> str:
     return f"u{index:07d}"
 
 
-def load_recipients(database_url: str, count: int, channel: str, seed: int = 11) -> float:
-    """Write ``count`` sendable profiles (email identity, consent on ``channel``); the seconds taken."""
+def load_recipients(
+    database_url: str,
+    count: int,
+    channel: str,
+    seed: int = 11,
+    addresses: Callable[[int], Sequence[tuple[str, str]]] | None = None,
+) -> float:
+    """Write ``count`` sendable profiles (email identity, consent on ``channel``); the seconds taken.
+
+    ``addresses(index)``, if given, adds identities ``(type, value)`` to recipient ``index`` (a
+    channel's address identifiers), each seen a millisecond after the one before it: the first is
+    the profile's address on that channel.
+    """
     rng = random.Random(seed)
     started = time.perf_counter()
-    now = datetime.now(UTC).isoformat(sep=" ")
+    moment = datetime.now(UTC)
+    now = moment.isoformat(sep=" ")
     with psycopg.connect(psycopg_url(database_url)) as conn, conn.cursor() as cursor:
         for first in range(0, count, CHUNK):
             lines: dict[str, list[str]] = {"profile": [], "identity": [], "consent": []}
@@ -53,6 +66,9 @@ def load_recipients(database_url: str, count: int, channel: str, seed: int = 11)
                 )
                 lines["identity"].append(f"email\t{email_of(index)}\t{profile_id}\t{profile_id}\t{now}\n")
                 lines["identity"].append(f"user_id\t{user_id_of(index)}\t{profile_id}\t{profile_id}\t{now}\n")
+                for order, (kind, value) in enumerate(addresses(index) if addresses else ()):
+                    seen = (moment + timedelta(milliseconds=order)).isoformat(sep=" ")
+                    lines["identity"].append(f"{kind}\t{value}\t{profile_id}\t{profile_id}\t{seen}\n")
                 lines["consent"].append(f"{profile_id}\t{channel}\tmarketing\tt\tbench\t{now}\n")
             for table, rows in lines.items():
                 with cursor.copy(f'COPY "{table}" ({COLUMNS[table]}) FROM STDIN') as copy:

@@ -3,10 +3,13 @@
 ``python -m bench.orchestrationjobs JOB --tenant SLUG [...]`` prints one JSON object. Tessera and
 the plugins are imported before any clock starts, as in a worker that has done the work once.
 
-- ``setup``: enable the recording channel (live) for the tenant with ``--endpoint`` and ``--api-key``;
-  save the segments the campaigns go to (:data:`SEGMENTS`).
+- ``setup``: enable the recording channel (live) for the tenant with ``--endpoint`` and ``--api-key``
+  (or ``--channel`` with the config in the JSON file ``--config``); save the segments the campaigns
+  go to (:data:`SEGMENTS`).
 - ``campaign``: create a campaign to the segment of every profile with an email and confirm it with :func:`core.campaigns.service.launch`, as the API does; the launch job then
   goes to the workers. Wall-clock times (``time.time()``) before the call and after the commit.
+  ``campaign`` and ``batches`` send on ``--channel`` (default the recording channel) with
+  ``--content`` (JSON; default :data:`CONTENT`).
 - ``batches``: without a queue, a campaign to the profiles whose ``sample`` trait is true; its
   launch job and then each of its send jobs are run one after the other in this process with
   :func:`core.queue.actors.execute_job` (every job ends ``done``, so no sweeper re-sends them).
@@ -45,8 +48,9 @@ CONTENT = {"variants": {"en": {"title": "Winter sale", "body": "Hello {{ traits.
            "fallback": "en"}  # fmt: skip
 
 
-def setup(tenant_slug: str, endpoint: str, api_key: str) -> dict[str, Any]:
-    """Enable the recording channel in live mode with this endpoint and key; save the segments."""
+def setup(tenant_slug: str, config: dict[str, Any], channel: str = CHANNEL) -> dict[str, Any]:
+    """Enable ``channel`` in live mode with this config (the recording channel's: its endpoint and
+    key); save the segments."""
     from sqlmodel import Session
 
     from core.db.engines import control_session, tenant_engine
@@ -56,13 +60,13 @@ def setup(tenant_slug: str, endpoint: str, api_key: str) -> dict[str, Any]:
     from core.tenancy.tenants import get_tenant
 
     host = get_host()
-    plugin = host.owner_of_channel(CHANNEL)
+    plugin = host.owner_of_channel(channel)
     if plugin is None:
-        raise SystemExit(f"channel {CHANNEL!r} is not installed: is the recording plugin on PYTHONPATH?")
+        raise SystemExit(f"channel {channel!r} is not installed: is its plugin on PYTHONPATH?")
     with control_session() as control:
         tenant = get_tenant(control, tenant_slug)
         set_enabled(control, tenant, host, plugin, True, sandbox=False)
-        save_channel_config(control, tenant, host, CHANNEL, {"endpoint": endpoint, "api_key": api_key})
+        save_channel_config(control, tenant, host, channel, config)
         control.commit()
         database = tenant.database
     with Session(tenant_engine(database)) as session:
@@ -92,7 +96,9 @@ def _segment(session: Any, name: str) -> int:
     return int(session.exec(select(Segment.id).where(Segment.name == name)).one())
 
 
-def campaign(tenant_slug: str, name: str) -> dict[str, Any]:
+def campaign(
+    tenant_slug: str, name: str, channel: str = CHANNEL, content: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Create a campaign to every profile with an email and confirm it; the launch goes to the queue."""
     from sqlmodel import Session
 
@@ -102,7 +108,9 @@ def campaign(tenant_slug: str, name: str) -> dict[str, Any]:
     tenant, scope = _context(tenant_slug)
     with Session(tenant_engine(tenant.database), expire_on_commit=False) as session:
         segment = _segment(session, "Everyone with an email")
-        data = campaigns.CampaignIn(name=name, segment_id=segment, channel=CHANNEL, content=CONTENT)
+        data = campaigns.CampaignIn(
+            name=name, segment_id=segment, channel=channel, content=content or CONTENT
+        )
         created = campaigns.create_campaign(session, tenant, scope, data, "bench")
         session.commit()
         started = time.time()
@@ -146,7 +154,9 @@ PHASES = (("_due_rows", "load rows"), ("get_policy", "policy"), ("_routes", "cha
           ("_prepare", "recipients, render"), ("_write", "write rows"), ("_deliver", "deliver (HTTP)"))  # fmt: skip
 
 
-def batches(tenant_slug: str, name: str) -> dict[str, Any]:
+def batches(
+    tenant_slug: str, name: str, channel: str = CHANNEL, content: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A campaign to the sample profiles, its jobs run here one by one; median phase times per job."""
     from sqlmodel import Session, col, select
 
@@ -161,7 +171,9 @@ def batches(tenant_slug: str, name: str) -> dict[str, Any]:
     engine = tenant_engine(tenant.database)
     with Session(engine, expire_on_commit=False) as session:
         segment = _segment(session, "Sample")
-        data = campaigns.CampaignIn(name=name, segment_id=segment, channel=CHANNEL, content=CONTENT)
+        data = campaigns.CampaignIn(
+            name=name, segment_id=segment, channel=channel, content=content or CONTENT
+        )
         created = campaigns.create_campaign(session, tenant, scope, data, "bench")
         campaigns.launch(session, tenant, scope, created, "bench")
         session.commit()
@@ -317,6 +329,13 @@ def main() -> None:
         choices=("setup", "campaign", "batches", "client", "journey-wait", "journey-fire", "journey-event"),
     )
     parser.add_argument("--tenant", required=True)
+    parser.add_argument("--channel", default=CHANNEL, help="setup, campaign, batches: the channel")
+    parser.add_argument(
+        "--config", help="setup: a JSON file with the channel's config (else --endpoint and --api-key)"
+    )
+    parser.add_argument(
+        "--content", help="campaign, batches: the message content as JSON (else the recording channel's)"
+    )
     parser.add_argument("--endpoint", help="setup, client: the provider's base URL")
     parser.add_argument("--api-key", help="setup, client: the provider's API key")
     parser.add_argument("--name", default="Benchmark", help="campaign, batches: the campaign's name")
@@ -329,10 +348,16 @@ def main() -> None:
     from core.plugins import get_host
 
     get_host()  # loads the plugins, as a worker has
+    content = json.loads(args.content) if args.content else None
     if args.job == "setup":
-        result = setup(args.tenant, args.endpoint, args.api_key)
+        if args.config:
+            with open(args.config) as file:
+                config = json.load(file)
+        else:
+            config = {"endpoint": args.endpoint, "api_key": args.api_key}
+        result = setup(args.tenant, config, args.channel)
     elif args.job == "campaign":
-        result = campaign(args.tenant, args.name)
+        result = campaign(args.tenant, args.name, args.channel, content)
     elif args.job == "journey-wait":
         result = journey_wait(args.tenant, args.after)
     elif args.job == "journey-fire":
@@ -342,7 +367,7 @@ def main() -> None:
     elif args.job == "client":
         result = client(args.tenant, args.endpoint, args.api_key, args.threads, args.batches)
     else:
-        result = batches(args.tenant, args.name)
+        result = batches(args.tenant, args.name, args.channel, content)
     print(json.dumps(result))
 
 

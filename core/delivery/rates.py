@@ -82,7 +82,21 @@ class _LocalBuckets:
 
 
 _local = _LocalBuckets()
+REDIS_CONNECTIONS = 64  # per process: a Redis call takes well under a millisecond
 _clients: dict[str, redis.Redis] = {}
+
+
+def _client(url: str) -> redis.Redis:
+    """This process's Redis client for the buckets and slots, shared by all its threads.
+
+    A blocking pool: when more threads than connections ask at once (a channel's many send threads
+    pacing), the extra ones wait a moment for a free connection instead of failing.
+    """
+    found = _clients.get(url)
+    if found is None:
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=30)
+        found = _clients.setdefault(url, redis.Redis(connection_pool=pool))
+    return found
 
 
 def take(buckets: list[Bucket], wanted: int) -> tuple[int, float]:
@@ -93,7 +107,7 @@ def take(buckets: list[Bucket], wanted: int) -> tuple[int, float]:
     url = get_settings().redis_url if get_settings().uses_redis else None
     if url is None:
         return _local.take(buckets, wanted, now)
-    client = _clients.get(url) or _clients.setdefault(url, redis.Redis.from_url(url))
+    client = _client(url)
     keys = [f"tessera:rate:{bucket.key}" for bucket in buckets]
     granted, wait = client.eval(_TAKE, len(keys), *keys, now, wanted, *(b.rate for b in buckets))  # type: ignore[misc]
     return int(granted), float(wait)
@@ -152,7 +166,7 @@ def _slot(key: str, every: float, wait: bool) -> tuple[bool, float, float]:
                 return False, start - now, start
             _local_slots[key] = start + every
             return True, start - now, start
-    client = _clients.get(url) or _clients.setdefault(url, redis.Redis.from_url(url))
+    client = _client(url)
     claimed, delay, at = client.eval(_SLOT, 1, f"tessera:slot:{key}", every, int(wait))  # type: ignore[misc]
     return bool(claimed), float(delay), float(at)
 

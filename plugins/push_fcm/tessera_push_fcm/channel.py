@@ -26,6 +26,7 @@ from tessera_push_fcm.sender import Sender
 KEY = "push_fcm"
 FCM_API = "https://fcm.googleapis.com"
 MAX_TOKEN_LENGTH = 4096
+QUOTA_PER_SECOND = 10_000  # FCM's default project quota: 600,000 messages a minute
 
 
 def normalize_fcm_token(raw: str) -> str:
@@ -101,7 +102,7 @@ class FcmChannel(Channel):
     Config = FcmConfig
     Template = FcmTemplate
     capabilities = Capabilities(
-        preview=True, webhooks=False, address_identifier="fcm_token", rate_limit_per_second=500
+        preview=True, webhooks=False, address_identifier="fcm_token", rate_limit_per_second=QUOTA_PER_SECOND
     )
 
     def render_preview(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> Preview:

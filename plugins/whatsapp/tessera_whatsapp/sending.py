@@ -79,6 +79,26 @@ def base_url(config: WhatsAppConfig, sandbox: bool, sandbox_url: str) -> str:
     return (config.api_url or "https://graph.facebook.com").rstrip("/")
 
 
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+MAX_BATCH = 200  # the most messages the core hands ``deliver`` at once
+
+
+def pool_for(workers: int) -> ThreadPoolExecutor:
+    """The process's send threads for this many sends in flight, shared by every job thread.
+
+    One pool, not one per batch: several send jobs of a process run at once, and a pool each would
+    multiply the threads (and their Redis connections) for no more sends than the rate allows.
+    """
+    with _pools_lock:
+        pool = _pools.get(workers)
+        if pool is None:
+            pool = _pools[workers] = ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="whatsapp-send"
+            )
+        return pool
+
+
 def workers_for(rate: float, batch_size: int) -> int:
     """How many sends to keep in flight for a batch at ``rate`` messages a second."""
     wanted = max(MIN_WORKERS, math.ceil(rate * SECONDS_PER_SEND))
@@ -110,11 +130,16 @@ def deliver_batch(
             return _failed(message, "invalid_content", str(exc), False, None)
         if prepare is not None:
             template = prepare(template)
-        wait = claim(f"{number}:{message.address}", PAIR_SECONDS)
-        if wait > 0:
-            detail = f"Sent to this customer less than {PAIR_SECONDS:g} s ago (Meta's pair rate limit)."
-            return _failed(message, "pair_rate_limited", detail, True, wait)
-        pace(number, rate)
+        try:
+            wait = claim(f"{number}:{message.address}", PAIR_SECONDS)
+            if wait > 0:
+                detail = f"Sent to this customer less than {PAIR_SECONDS:g} s ago (Meta's pair rate limit)."
+                return _failed(message, "pair_rate_limited", detail, True, wait)
+            pace(number, rate)
+        except Exception as exc:  # noqa: BLE001 - Redis busy or down: this message waits, the batch goes on
+            # Never raise from here: the core would retry the whole batch, sending its sent messages
+            # twice (Meta has no idempotency key).
+            return _failed(message, "pacing_unavailable", f"{type(exc).__name__}: {exc}", True, None)
         try:
             response = client.post(path, json=message_body(message.address, template), headers=headers)
         except httpx.HTTPError as exc:  # timeouts, refused connections: Meta may be fine a moment later
@@ -123,5 +148,4 @@ def deliver_batch(
 
     if len(batch) <= 1:
         return [send(message) for message in batch]
-    with ThreadPoolExecutor(max_workers=workers_for(rate, len(batch))) as pool:
-        return list(pool.map(send, batch))
+    return list(pool_for(workers_for(rate, MAX_BATCH)).map(send, batch))

@@ -4,41 +4,12 @@ records in memory; Meta's pair limit left to the tests that check it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from tessera_whatsapp import sending, templates
 from tessera_whatsapp.sandbox import FakeWhatsApp
 from whatsapp_serving import serve
-
-
-class MemoryStore:
-    """``plugin_data``'s interface over a dict (the real one needs a tenant database)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.times: dict[str, datetime] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value under ``key``, or ``default``."""
-        return self.values.get(key, default)
-
-    def put(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key``."""
-        self.values[key], self.times[key] = value, datetime.now(UTC)
-
-    def delete(self, key: str) -> None:
-        """Forget ``key``."""
-        self.values.pop(key, None)
-
-    def keys(self, prefix: str = "") -> list[str]:
-        """The keys starting with ``prefix``."""
-        return sorted(k for k in self.values if k.startswith(prefix))
-
-    def updated_at(self, key: str) -> datetime | None:
-        """When ``key`` was last written."""
-        return self.times.get(key)
+from whatsapp_stores import MemoryStore
 
 
 @pytest.fixture(autouse=True)

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import MemoryStore
 from tessera_whatsapp import templates
 from tessera_whatsapp.bodies import WhatsAppTemplate
 from tessera_whatsapp.channel import WhatsAppChannel
 from tessera_whatsapp.sandbox import SANDBOX_TOKEN, FakeTemplate, FakeWhatsApp
 from test_whatsapp_sending import context, message
+from whatsapp_stores import MemoryStore
 
 from core.plugin_api import ChannelContext, DeliveryStatus, Problem, ProfileSnapshot
 
