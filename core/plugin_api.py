@@ -421,15 +421,13 @@ def pass_registry(tenant: str, channel: str) -> Any:
     return PassRegistry(tenant, channel)
 
 
-def pace(key: str, per_second: float, late_after: float | None = None) -> float:
+def pace(key: str, per_second: float) -> float:
     """Block until the next free slot of ``key``, so that calls counted under it start at most
     ``per_second`` per second, evenly spaced, across every worker process (a provider's limit per
-    sending number, say); returns the slot's time. With ``late_after`` (seconds), a slot the
-    caller reaches that late (a stalled thread) is skipped for the next, so calls never start
-    bunched. Prefix keys with the plugin name and sender."""
+    sending number, say); returns the slot's time. Prefix keys with the plugin name and sender."""
     from core.delivery.rates import pace as take_slot  # Redis and settings: loaded when first paced
 
-    return take_slot(key, per_second, late_after)
+    return take_slot(key, per_second)
 
 
 def claim(key: str, every_seconds: float) -> float:

@@ -151,7 +151,6 @@ local ttl = math.ceil((start + every - now) * 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.6f', start + every), 'PX', ttl)
 return {1, tostring(start - now), string.format('%.6f', start)}
 """
-_sleep = time.sleep  # a module name of its own, so a test can hold a thread up
 _local_slots: dict[str, float] = {}
 _local_slots_lock = threading.Lock()
 
@@ -172,26 +171,17 @@ def _slot(key: str, every: float, wait: bool) -> tuple[bool, float, float]:
     return bool(claimed), float(delay), float(at)
 
 
-def pace(key: str, per_second: float, late_after: float | None = None) -> float:
+def pace(key: str, per_second: float) -> float:
     """Wait for the next free slot of ``key``: calls go at most ``per_second``, evenly spaced.
 
     Shared by every worker process through Redis (on the embedded default, by this process's
-    threads), so in no second are more than ``per_second`` slots given, whoever asks. With
-    ``late_after``, a slot this thread reaches more than that many seconds late (it was stalled:
-    a busy interpreter, a collection) is given up and the next free one taken, so calls do not
-    start bunched. Returns the slot's time (Unix seconds on the scheduling clock: Redis's, or this
-    machine's).
+    threads), so in no second are more than ``per_second`` slots given, whoever asks. Returns the
+    slot's time (Unix seconds on the scheduling clock: Redis's, or this machine's).
     """
-    while True:
-        _, delay, at = _slot(key, 1.0 / per_second, wait=True)
-        # On this machine's clock (the scheduling one may be Redis's), counted from the answer: a
-        # little after the slot rather than ever before it.
-        due = time.monotonic() + max(delay, 0.0)
-        pause = due - time.monotonic()
-        if pause > 0:
-            _sleep(pause)
-        if late_after is None or time.monotonic() - due <= late_after:
-            return at
+    _, delay, at = _slot(key, 1.0 / per_second, wait=True)
+    if delay > 0:
+        time.sleep(delay)
+    return at
 
 
 def claim(key: str, every_seconds: float) -> float:

@@ -20,9 +20,6 @@ from tessera_whatsapp.errors import classify
 SECONDS_PER_SEND = 0.1
 MIN_WORKERS, MAX_WORKERS = 4, 128
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
-# A send that reaches its slot later than this (its thread was held up) takes the next one instead:
-# sent late, it would arrive bunched with the sends of the next slots.
-LATE_AFTER = 0.02
 # Meta's pair limit: about one message every 6 s from a business number to one customer (131056).
 PAIR_SECONDS = 6.0
 
@@ -138,7 +135,7 @@ def deliver_batch(
             if wait > 0:
                 detail = f"Sent to this customer less than {PAIR_SECONDS:g} s ago (Meta's pair rate limit)."
                 return _failed(message, "pair_rate_limited", detail, True, wait)
-            pace(number, rate, late_after=LATE_AFTER)
+            pace(number, rate)
         except Exception as exc:  # noqa: BLE001 - Redis busy or down: this message waits, the batch goes on
             # Never raise from here: the core would retry the whole batch, sending its sent messages
             # twice (Meta has no idempotency key).
