@@ -1,18 +1,17 @@
 """Sending a batch to FCM: one ``messages:send`` call per message and device, a bounded number in flight.
 
-FCM's batch endpoint is shut down, so a batch fans out over one pooled keep-alive httpx client
-(thread-safe) from a thread pool: every device of every message of the batch shares the same
-bounded pool. One access token serves the whole batch; a 401 drops it and the call is tried once
-more with a new one.
+FCM's batch endpoint is shut down, so a batch fans out into calls run on the process's event loop
+(:mod:`tessera_push_fcm.transport`), ``concurrency`` at a time. One access token serves the whole
+batch; a 401 drops it and the call is tried once more with a new one.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import aiohttp
 import httpx
 from pydantic import ValidationError
 from tessera_google_auth import ServiceAccount, TokenCache
@@ -21,6 +20,7 @@ from core.plugin_api import DeliveryError, DeliveryResult, OutboundMessage, Tran
 from tessera_push_fcm.devices import DeviceOutcome, combine, device_tokens, no_device
 from tessera_push_fcm.errors import failed, parse_failure, result_of
 from tessera_push_fcm.message import FcmTemplate, for_token, send_request
+from tessera_push_fcm.transport import post, run_all
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 MAX_CONNECTIONS = 64  # the most concurrency the config allows
@@ -31,7 +31,7 @@ TOKENS = TokenCache(SCOPE, margin=300)
 
 @lru_cache(maxsize=16)
 def http_client(base_url: str) -> httpx.Client:
-    """One pooled keep-alive client per API address, shared by every thread and batch."""
+    """One pooled keep-alive client per API address, for the token endpoint (sends use the loop)."""
     limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
     return httpx.Client(base_url=base_url, timeout=TIMEOUT, limits=limits)
 
@@ -81,24 +81,27 @@ class Sender:
 
     def _send_all(self, http: httpx.Client, calls: list[_Call]) -> list[DeviceOutcome]:
         """Every call's outcome, in order, ``concurrency`` of them in flight at once."""
-        if not calls:
-            return []
-        workers = min(self.concurrency, len(calls))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fcm-send") as pool:
-            return list(pool.map(lambda call: self.send_to(http, call), calls))
+        return run_all([self._sender(http, call) for call in calls], self.concurrency)
 
-    def send_to(self, http: httpx.Client, call: _Call) -> DeviceOutcome:
+    def _sender(self, http: httpx.Client, call: _Call) -> Any:
+        async def send(session: aiohttp.ClientSession) -> DeviceOutcome:
+            return await self.send_to(session, http, call)
+
+        return send
+
+    async def send_to(self, session: aiohttp.ClientSession, http: httpx.Client, call: _Call) -> DeviceOutcome:
         """Send one message to one device; FCM's message name, or why it was not accepted."""
-        path = f"/v1/projects/{self.project_id}/messages:send"
+        url = f"{self.api_url.rstrip('/')}/v1/projects/{self.project_id}/messages:send"
         for attempt in (1, 2):
             try:
+                # Cached: only a renewal calls the token endpoint (synchronously, rarely).
                 token = TOKENS.get(http, self.account, self.token_uri)
             except DeliveryError as exc:
                 return _refused(call, failed(call.delivery_id, exc.reason_code, str(exc), retry=_retry(exc)))
             try:
-                answer = http.post(path, json=call.body, headers={"Authorization": f"Bearer {token}"})
-            except httpx.HTTPError as exc:
-                reason = f"FCM cannot be reached ({exc})."
+                answer = await post(session, url, call.body, token)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                reason = f"FCM cannot be reached ({type(exc).__name__}: {exc})."
                 return _refused(call, failed(call.delivery_id, "unavailable", reason, retry=True))
             if answer.status_code == 200:
                 return DeviceOutcome(call.token, name=_name(answer))
