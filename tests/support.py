@@ -144,3 +144,16 @@ def launch_to_consenting(session: Any, tenant: str, channel: str, name: str, con
     session.commit()
     assert campaign.id is not None
     return int(campaign.id)
+
+
+def make_due(session: Any) -> None:
+    """Let time pass for the core's timers: every waiting delivery and job is due now."""
+    import sqlalchemy as sa
+
+    from core.db.base import utcnow
+    from core.delivery.models import Delivery
+    from core.queue.models import Job
+
+    session.connection().execute(sa.update(Delivery.__table__).values(due_at=utcnow()))
+    session.connection().execute(sa.update(Job.__table__).values(due_at=utcnow()))
+    session.commit()

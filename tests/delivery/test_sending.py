@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import sqlalchemy as sa
 from sqlmodel import select
 
 from core.campaigns import service as campaigns
@@ -23,6 +22,7 @@ from core.plugin_api import ChannelEvent, DeliveryStatus
 from core.queue.models import Job
 from core.reporting.report import report
 from tests.delivery.conftest import CHANNEL, content
+from tests.support import make_due
 
 DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 
@@ -40,14 +40,6 @@ def _launch(shop, body: str = "Hello {{ traits.first_name }}") -> int:
 def _deliveries(shop) -> list[Delivery]:
     shop.session.expire_all()
     return list(shop.session.exec(select(Delivery).order_by(Delivery.id)))
-
-
-def _make_due(shop) -> None:
-    """Let time pass: every waiting delivery and job is due now."""
-    with shop.session.begin_nested():
-        shop.session.connection().execute(sa.update(DELIVERY).values(due_at=utcnow()))
-        shop.session.connection().execute(sa.update(Job.__table__).values(due_at=utcnow()))  # type: ignore[attr-defined]
-    shop.session.commit()
 
 
 def test_a_campaign_reaches_every_member_once_with_their_personalized_text(shop) -> None:
@@ -70,7 +62,7 @@ def test_a_rate_limited_send_is_retried_after_the_providers_retry_after(shop) ->
     (row,) = _deliveries(shop)
     assert row.state == DeliveryState.queued and row.reason == "rate_limited" and row.attempts == 1
     assert row.due_at >= utcnow() + timedelta(seconds=25)  # Retry-After wins over the 2 s backoff
-    _make_due(shop)
+    make_due(shop.session)
     shop.run_jobs()
     (row,) = _deliveries(shop)
     assert row.state == DeliveryState.sent and row.attempts == 2 and row.reason is None
@@ -89,7 +81,7 @@ def test_a_provider_outage_is_retried_with_growing_backoff_then_given_up(shop) -
         if row.state != DeliveryState.queued:
             break
         delays.append((row.due_at - utcnow()).total_seconds())
-        _make_due(shop)
+        make_due(shop.session)
     assert delays == sorted(delays) and delays[1] > delays[0]
     assert row.state == DeliveryState.failed and row.reason == "provider_unavailable"
     assert "Gave up after 8 attempts" in (row.detail or "")
@@ -101,7 +93,7 @@ def test_a_rejected_recipient_fails_for_good_with_the_providers_reason(shop) -> 
     shop.provider.reject("c1@example.com")
     _launch(shop)
     shop.run_jobs()
-    _make_due(shop)
+    make_due(shop.session)
     shop.run_jobs()
     by_address = {r.address: r for r in _deliveries(shop)}
     assert by_address["c0@example.com"].state == DeliveryState.sent

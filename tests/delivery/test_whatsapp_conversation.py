@@ -13,13 +13,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 from tessera_whatsapp.sandbox import FakeTemplate, FakeWhatsApp, sandbox_config
 from tessera_whatsapp.sending import PAIR_SECONDS
 
 from core.consent.service import current
-from core.db.base import utcnow
 from core.db.engines import control_session, tenant_engine
 from core.delivery.models import Delivery, DeliveryState
 from core.ingest.models import Event
@@ -34,7 +32,7 @@ from core.settings import get_settings
 from core.tenancy.plugin_settings import save_channel_config, set_enabled
 from core.tenancy.tenants import get_tenant
 from tests.fakes.provider import serving_app
-from tests.support import launch_to_consenting, login, run_due_jobs
+from tests.support import launch_to_consenting, login, make_due, run_due_jobs
 
 TENANT = "shop"
 CHANNEL = "whatsapp"
@@ -46,15 +44,6 @@ def _whatsapp(session: Session, name: str, content: dict[str, Any]) -> int:
     return launch_to_consenting(
         session, TENANT, CHANNEL, name, {"variants": {"en": content}, "fallback": "en"}
     )
-
-
-def _due_now(session: Session) -> None:
-    """Let the deferred deliveries and their jobs be due now (the clock of the core's timers only)."""
-    session.connection().execute(
-        sa.update(DELIVERY).where(DELIVERY.c.state == "queued").values(due_at=utcnow())
-    )
-    session.connection().execute(sa.update(JOB).values(due_at=utcnow()))
-    session.commit()
 
 
 def _states(session: Session, campaign_id: int, people: dict[str, str]) -> dict[str, tuple[str, str | None]]:
@@ -121,7 +110,7 @@ def test_a_whatsapp_conversation_from_first_message_to_opt_out(installation) -> 
                     "ann": (DeliveryState.queued, "pair_rate_limited"), "bob": (DeliveryState.sent, None)
                 }  # fmt: skip
                 time.sleep(PAIR_SECONDS)
-                _due_now(session)
+                make_due(session)
                 run_due_jobs(TENANT, database)
                 assert _states(session, card, ids)["ann"] == (DeliveryState.sent, None)
                 sent = [s["body"] for s in fake.sent if s["body"].get("type") == "template"]

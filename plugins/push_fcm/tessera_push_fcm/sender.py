@@ -8,7 +8,7 @@ batch; a 401 drops it and the call is tried once more with a new one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import aiohttp
@@ -81,13 +81,7 @@ class Sender:
 
     def _send_all(self, http: httpx.Client, calls: list[_Call]) -> list[DeviceOutcome]:
         """Every call's outcome, in order, ``concurrency`` of them in flight at once."""
-        return run_all([self._sender(http, call) for call in calls], self.concurrency)
-
-    def _sender(self, http: httpx.Client, call: _Call) -> Any:
-        async def send(session: aiohttp.ClientSession) -> DeviceOutcome:
-            return await self.send_to(session, http, call)
-
-        return send
+        return run_all([partial(self.send_to, http=http, call=call) for call in calls], self.concurrency)
 
     async def send_to(self, session: aiohttp.ClientSession, http: httpx.Client, call: _Call) -> DeviceOutcome:
         """Send one message to one device; FCM's message name, or why it was not accepted."""
