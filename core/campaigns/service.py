@@ -1,8 +1,9 @@
 """Campaigns: create and edit, preview and test-send, confirm the reach, launch now or later.
 
 A launch writes one delivery per member of the segment (queued, deferred by quiet hours, or
-suppressed with its reason) in one transaction with their send jobs, so a crash mid-launch
-leaves nothing half-done and a re-run writes nothing twice.
+suppressed with its reason) with their send jobs, a chunk of members per transaction: sending
+starts as soon as the first chunk is written, a crash mid-launch leaves whole chunks, and the
+re-run writes only what is missing (deliveries are unique per campaign and profile).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from core.campaigns.models import Campaign, CampaignStatus
 from core.db.base import utcnow
+from core.db.bulk import chunks
 from core.delivery.models import Delivery, DeliveryState, Message
 from core.delivery.outbox import NewDelivery, write_deliveries
 from core.delivery.planning import Planned, PlanSummary, deliveries_of, plan, summarize
@@ -34,6 +36,9 @@ from core.segments.sql import give_room, members_query
 from core.tenancy.models import Tenant
 
 LAUNCH_CAMPAIGN = "core.launch_campaign"
+# Members planned and written per transaction at launch: ten send jobs' worth, so the first sends
+# leave a fraction of a second after the launch starts, whatever the audience's size.
+LAUNCH_CHUNK = 2_000
 EDITABLE = (CampaignStatus.draft, CampaignStatus.scheduled)
 DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 
@@ -124,7 +129,7 @@ def update_campaign(
     session: Session, tenant: Tenant, scope: TenantScope, campaign_id: int, data: CampaignIn, actor: str
 ) -> Campaign:
     """Change a campaign that has not started sending."""
-    campaign = get_campaign(session, campaign_id)
+    campaign = _locked(session, get_campaign(session, campaign_id))
     if campaign.status not in EDITABLE:
         raise CampaignRefused(f"Campaign {campaign.name!r} is {campaign.status}: it can no longer change.")
     for name, value in _checked(session, tenant, scope, data, campaign_id).items():
@@ -166,10 +171,14 @@ def audience(session: Session, scope: TenantScope, campaign: Campaign) -> list[s
     return [pid for (pid,) in session.connection().execute(query)]
 
 
-def _plan(session: Session, tenant: Tenant, scope: TenantScope, campaign: Campaign) -> list[Planned]:
+def _plan(
+    session: Session, tenant: Tenant, scope: TenantScope, campaign: Campaign, members: list[str] | None = None
+) -> list[Planned]:
+    """The fate of each of ``members`` (by default the whole audience now)."""
     channel = _channel(scope, campaign.channel)
+    members = audience(session, scope, campaign) if members is None else members
     return plan(
-        session.connection(), audience(session, scope, campaign), campaign.channel,
+        session.connection(), members, campaign.channel,
         channel.capabilities.address_identifier, template_of(campaign), get_policy(session),
         scope.clock.now, tenant.timezone, campaign.marketing, tenant=tenant.slug,
     )  # fmt: skip
@@ -290,6 +299,7 @@ def launch(
 
 def cancel(session: Session, campaign: Campaign, actor: str) -> Campaign:
     """Stop a campaign that has not launched, or the sends of one still sending (they are suppressed)."""
+    _locked(session, campaign)  # waits for a chunk of deliveries being written
     if campaign.status in (CampaignStatus.completed, CampaignStatus.cancelled):
         raise CampaignRefused(f"Campaign {campaign.name!r} is {campaign.status} already.")
     session.connection().execute(
@@ -306,29 +316,54 @@ def cancel(session: Session, campaign: Campaign, actor: str) -> Campaign:
     return campaign
 
 
-def run_launch(session: Session, tenant: Tenant, scope: TenantScope, campaign_id: int) -> int:
+def run_launch(
+    session: Session, tenant: Tenant, scope: TenantScope, campaign_id: int, chunk: int = LAUNCH_CHUNK
+) -> int:
     """Write the campaign's deliveries and their send jobs (the launch job); how many were written.
 
-    Does nothing unless the campaign is waiting to launch and due, so a repeated or stale job is harmless.
+    Commits after each ``chunk`` of members, so their sends start while the rest is written; a
+    campaign cancelled (or a schedule changed) meanwhile stops the launch before its next chunk.
+    Does nothing unless the campaign is waiting to launch and due, so a stale job is harmless; a
+    job run again after a crash writes only the deliveries still missing.
     """
     campaign = session.get(Campaign, campaign_id)
-    if campaign is None or campaign.status not in (CampaignStatus.launching, CampaignStatus.scheduled):
+    if campaign is None or not _due(campaign):
         return 0
-    if (
-        campaign.status == CampaignStatus.scheduled
-        and campaign.scheduled_at
-        and campaign.scheduled_at > utcnow() + timedelta(seconds=5)
-    ):
-        return 0
-    planned = _plan(session, tenant, scope, campaign)
-    message = _message(session, campaign)
-    assert message.id is not None
-    rows = deliveries_of(planned, message.id, campaign.channel, lambda pid: f"campaign:{campaign.id}:{pid}",
-                         campaign_id=campaign.id)  # fmt: skip
-    written = write_deliveries(session, tenant.slug, rows)
-    campaign.message_id, campaign.status, campaign.launched_at = message.id, CampaignStatus.sending, utcnow()
+    written = 0
+    for members in [*chunks(audience(session, scope, campaign), chunk), []]:
+        if not _due(_locked(session, campaign)):
+            session.rollback()
+            return written
+        if campaign.message_id is None:  # a run interrupted earlier made it: its deliveries point to it
+            campaign.message_id = _message(session, campaign).id
+        if not members:  # all written
+            break
+        campaign.status = CampaignStatus.launching  # no longer editable (when it was scheduled)
+        rows = deliveries_of(_plan(session, tenant, scope, campaign, list(members)), campaign.message_id or 0,
+                             campaign.channel, lambda pid: f"campaign:{campaign.id}:{pid}", campaign_id=campaign.id)  # fmt: skip
+        written += len(write_deliveries(session, tenant.slug, rows))
+        session.commit()
+    campaign.status, campaign.launched_at = CampaignStatus.sending, utcnow()
     session.add(campaign)
-    return len(written)
+    return written
+
+
+def _due(campaign: Campaign) -> bool:
+    """Whether the campaign waits to launch now (it was not cancelled, edited or put off)."""
+    if campaign.status == CampaignStatus.scheduled:
+        return campaign.scheduled_at is None or campaign.scheduled_at <= utcnow() + timedelta(seconds=5)
+    return campaign.status == CampaignStatus.launching
+
+
+def _locked(session: Session, campaign: Campaign) -> Campaign:
+    """The campaign as stored now, its row locked until the transaction ends.
+
+    The launch, :func:`cancel` and :func:`update_campaign` all lock it before they change
+    anything, so a chunk of deliveries is written either before a cancel (which then suppresses
+    it) or not at all, and a launch never undoes an edit.
+    """
+    session.refresh(campaign, with_for_update=True)
+    return campaign
 
 
 def settle(session: Session, campaign: Campaign) -> Campaign:
