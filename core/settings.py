@@ -11,7 +11,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret.key"
@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     """Every knob Tessera reads, with its environment variable (prefix ``TESSERA_``)."""
 
     model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
+    _kept_key: str | None = PrivateAttr(default=None)
 
     data_dir: Path = Field(default=Path(".tessera"), description="Folder for SQLite files and the key.")
     database_url: str | None = Field(
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
         """The secret key: from the environment, else generated once and kept in the data folder."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
+        if self._kept_key is None:  # read once: every tracked link and open address is signed with it
+            self._kept_key = self._kept_secret_key()
+        return self._kept_key
+
+    def _kept_secret_key(self) -> str:
         path = self.data_dir / SECRET_KEY_FILE
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)

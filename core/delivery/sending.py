@@ -94,8 +94,12 @@ def send_deliveries(tenant_slug: str, payload: dict[str, Any]) -> None:
         policy = get_policy(session)
         routes = _routes(tenant, {row.channel for row in rows}, policy.channel_rates, policy.tenant_rate)
         outcomes, outbound = _prepare(session, tenant, rows, routes)
-        _write(session, tenant.slug, rows, outcomes, prepared=outbound)
-        session.commit()
+        # Tracked links are stored before their message leaves (a click may come back at once);
+        # the language of the others is written with their outcome.
+        linked = {_id(row) for row in rows if _id(row) in outbound and row.links}
+        if outcomes or linked:
+            _write(session, tenant.slug, rows, outcomes, prepared=linked)
+            session.commit()
     by_channel: defaultdict[str, list[OutboundMessage]] = defaultdict(list)
     for channel_key, message in outbound.values():
         by_channel[channel_key].append(message)
@@ -302,7 +306,7 @@ def _write(
     tenant: str,
     rows: list[Delivery],
     outcomes: dict[int, _Outcome],
-    prepared: dict[int, Any] | None = None,
+    prepared: set[int] | None = None,
 ) -> None:
     """Write outcomes (and the language and links of ``prepared`` rows); re-queue retries."""
     now = utcnow()
