@@ -242,7 +242,7 @@ def _details(plugin: Plugin, config: Config, measured: dict[str, Any]) -> str:
     runs = len(measured["campaigns"])
     runs_text = f"median of {runs} campaigns" if runs > 1 else "one campaign"
     limit = f", `messages_per_second` {config.whatsapp_limit} and the fake's rate limit the same" if (
-        plugin.kind == WHATSAPP) else ", `concurrency` its default (16)"  # fmt: skip
+        plugin.kind == WHATSAPP) else ", `concurrency` its default (64)"  # fmt: skip
     return (f"PostgreSQL + Redis; `tessera worker --processes {WORKER_PROCESSES} --threads "
             f"{config.channel_threads}`; the plugin live{limit}; its fake in a process of its own answering "
             f"after {LATENCY_MS:.0f} ms; {runs_text}; load average {measured['load']:.1f} at the start")  # fmt: skip

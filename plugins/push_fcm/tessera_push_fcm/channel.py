@@ -53,7 +53,10 @@ class FcmConfig(BaseModel):
         description="The service account key file (JSON) with the role Firebase Cloud Messaging Admin: paste it."
     )
     concurrency: int = Field(
-        default=16, ge=1, le=64, description="FCM calls (one per message and device) in flight at once."
+        default=64,
+        ge=1,
+        le=64,
+        description="FCM calls (one per message and device) in flight at once, per batch.",
     )
     api_url: str | None = Field(
         default=None,

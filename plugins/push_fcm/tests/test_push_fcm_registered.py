@@ -81,7 +81,7 @@ def test_config_forbids_extras_and_hides_the_key() -> None:
     config_cls = load_plugin().FcmChannel.Config
     key = json.dumps(test_service_account())
     config = config_cls(project_id="shop", service_account_json=key)
-    assert "PRIVATE KEY" not in repr(config) and config.concurrency == 16
+    assert "PRIVATE KEY" not in repr(config) and config.concurrency == 64
     schema = config_cls.model_json_schema()["properties"]["service_account_json"]
     assert "upload" not in schema  # pasted: the settings form shows a text field
     with pytest.raises(ValueError):
