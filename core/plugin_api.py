@@ -421,13 +421,16 @@ def pass_registry(tenant: str, channel: str) -> Any:
     return PassRegistry(tenant, channel)
 
 
-def pace(key: str, per_second: float) -> float:
+def pace(key: str, per_second: float, late_after: float | None = None) -> float:
     """Block until the next free slot of ``key``, so that calls counted under it start at most
     ``per_second`` per second, evenly spaced, across every worker process (a provider's limit per
-    sending number, say); returns the slot's time. Prefix keys with the plugin name and sender."""
+    sending number, say); returns the slot's time. Prefix keys with the plugin name and sender.
+
+    With ``late_after`` (seconds), a slot reached later than that (the process was held up) is
+    given up for the next free one, so that late calls do not go out bunched with punctual ones."""
     from core.delivery.rates import pace as take_slot  # Redis and settings: loaded when first paced
 
-    return take_slot(key, per_second)
+    return take_slot(key, per_second, late_after)
 
 
 def claim(key: str, every_seconds: float) -> float:

@@ -152,6 +152,7 @@ redis.call('SET', KEYS[1], string.format('%.6f', start + every), 'PX', ttl)
 return {1, tostring(start - now), string.format('%.6f', start)}
 """
 _local_slots: dict[str, float] = {}
+LATE_RETRIES = 5  # slots given up at most for one call of :func:`pace` (then it goes, late)
 _local_slots_lock = threading.Lock()
 
 
@@ -171,16 +172,25 @@ def _slot(key: str, every: float, wait: bool) -> tuple[bool, float, float]:
     return bool(claimed), float(delay), float(at)
 
 
-def pace(key: str, per_second: float) -> float:
+def pace(key: str, per_second: float, late_after: float | None = None) -> float:
     """Wait for the next free slot of ``key``: calls go at most ``per_second``, evenly spaced.
 
     Shared by every worker process through Redis (on the embedded default, by this process's
-    threads), so in no second are more than ``per_second`` slots given, whoever asks. Returns the
+    threads), so in no second are more than ``per_second`` slots given, whoever asks. With
+    ``late_after``, a slot this thread reaches more than that many seconds late (the process was
+    held up, while asking or while asleep) is given up for the next free one, a few times at most:
+    sent late, the call would leave bunched with the calls of the slots after it. Returns the
     slot's time (Unix seconds on the scheduling clock: Redis's, or this machine's).
     """
-    _, delay, at = _slot(key, 1.0 / per_second, wait=True)
-    if delay > 0:
-        time.sleep(delay)
+    for _ in range(LATE_RETRIES):
+        asked = time.monotonic()
+        _, delay, at = _slot(key, 1.0 / per_second, wait=True)
+        if delay > 0:
+            time.sleep(delay)  # counted from the answer: never before the slot
+        # Lateness is counted from the asking, on this machine's clock: an answer that came back
+        # late (the process was held up meanwhile) makes the slot late too.
+        if late_after is None or time.monotonic() - (asked + max(delay, 0.0)) <= late_after:
+            break
     return at
 
 

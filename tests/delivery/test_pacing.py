@@ -67,3 +67,30 @@ def test_token_buckets_grant_no_more_than_their_rate_whoever_takes(paced) -> Non
     assert granted == 0 and 0 < wait <= 0.25
     assert rates.take([channel, tenant], 100)[0] == 0  # the strictest bucket rules; nothing taken from it
     assert rates.take([tenant], 100)[0] == 3
+
+
+class _HeldUpOnce:
+    """The ``time`` module as pacing sees it, except that its next sleep overruns by ``stall`` seconds
+    (the thread was held up: a busy interpreter, a collection)."""
+
+    def __init__(self, stall: float) -> None:
+        self.stall = stall
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds + self.stall)
+        self.stall = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+@pytest.mark.parametrize("late_after", [None, 0.02])
+def test_a_slot_reached_late_is_given_up_for_the_next_only_when_asked(paced, monkeypatch, late_after) -> None:
+    key, every = f"test:{uuid.uuid4().hex}", 0.05
+    first = pace(key, 1 / every)  # the key's first slot: now
+    monkeypatch.setattr(rates, "time", _HeldUpOnce(0.2))
+    second = pace(key, 1 / every, late_after=late_after)
+    if late_after is None:
+        assert second == pytest.approx(first + every, abs=1e-3)  # kept, and used 200 ms late
+    else:
+        assert second >= first + 2 * every - 1e-6  # given up: the next free one, taken on time

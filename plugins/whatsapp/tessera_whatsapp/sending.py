@@ -20,6 +20,9 @@ from tessera_whatsapp.errors import classify
 SECONDS_PER_SEND = 0.1
 MIN_WORKERS, MAX_WORKERS = 4, 128
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+# A send whose thread reaches its slot later than this (held up) takes the next slot instead: sent
+# late, it would arrive bunched with the sends of the slots after it.
+LATE_AFTER = 0.02
 # Meta's pair limit: about one message every 6 s from a business number to one customer (131056).
 PAIR_SECONDS = 6.0
 
@@ -130,18 +133,19 @@ def deliver_batch(
             return _failed(message, "invalid_content", str(exc), False, None)
         if prepare is not None:
             template = prepare(template)
+        body = message_body(message.address, template)  # before the slot: after it, only the call
         try:
             wait = claim(f"{number}:{message.address}", PAIR_SECONDS)
             if wait > 0:
                 detail = f"Sent to this customer less than {PAIR_SECONDS:g} s ago (Meta's pair rate limit)."
                 return _failed(message, "pair_rate_limited", detail, True, wait)
-            pace(number, rate)
+            pace(number, rate, late_after=LATE_AFTER)
         except Exception as exc:  # noqa: BLE001 - Redis busy or down: this message waits, the batch goes on
             # Never raise from here: the core would retry the whole batch, sending its sent messages
             # twice (Meta has no idempotency key).
             return _failed(message, "pacing_unavailable", f"{type(exc).__name__}: {exc}", True, None)
         try:
-            response = client.post(path, json=message_body(message.address, template), headers=headers)
+            response = client.post(path, json=body, headers=headers)
         except httpx.HTTPError as exc:  # timeouts, refused connections: Meta may be fine a moment later
             return _failed(message, "network_error", f"{type(exc).__name__}: {exc}", True, None)
         return result_of(message, response)

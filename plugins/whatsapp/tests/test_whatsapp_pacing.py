@@ -23,7 +23,9 @@ Fake = tuple[FakeWhatsApp, str]
 def test_every_send_takes_the_numbers_shared_slot(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
     """pace() is called once per send with the number's key and its limit."""
     calls: list[tuple[str, float]] = []
-    monkeypatch.setattr(sending, "pace", lambda key, per_second: calls.append((key, per_second)))
+    monkeypatch.setattr(
+        sending, "pace", lambda key, per_second, late_after=None: calls.append((key, per_second))
+    )
     batch = [message(ORDER, i, to=str(20_000_000 + i)) for i in range(5)]
     WhatsAppChannel().deliver(context(fake[1], messages_per_second=1000), batch)
     assert calls == [(f"whatsapp:{SANDBOX_PHONE_NUMBER_ID}", 1000.0)] * 5
