@@ -8,8 +8,9 @@ Two sections, one per plugin, each on its own fresh PostgreSQL + Redis installat
   :data:`TWO_TOKENS_EVERY` a second one (a second device).
 - ``whatsapp_sends``: ``plugins/whatsapp`` against its fake Cloud API, an approved template with
   two body parameters (the first name); the number's limit ``messages_per_second`` is
-  ``whatsapp_limit`` and the fake refuses (130429) whatever arrives beyond the same limit in any
-  sliding second. Aim: exactly that limit, never above it.
+  ``whatsapp_limit`` and the fake refuses (130429) what goes beyond the same limit, counted as
+  Meta does (a bucket holding one second's worth). Aim: exactly that limit, never above it;
+  checked strictly too: at most the limit arriving in any sliding second.
 
 Each fake is the plugin's own (:mod:`bench.channelfakes`), served in a process of its own by
 uvicorn and answering every send after 20 ms; the plugin is enabled *live* (not sandbox) for the

@@ -60,7 +60,9 @@ class Config:
     channel_recipients: int = 100_000
     channel_runs: int = 1  # campaigns to everyone, one after the other (minutes each)
     channel_threads: int = 4  # per worker process (2), as in the orchestration section
-    whatsapp_limit: int = 1_000  # the number's messages per second (Meta's top tier), and the fake's limit
+    whatsapp_limit: int = (
+        250  # the number's messages per second (one 2 cores can reach), and the fake's limit
+    )
 
 
 QUICK: dict[str, Any] = {
