@@ -334,7 +334,7 @@ def run_launch(
         if not _due(_locked(session, campaign)):
             session.rollback()
             return written
-        if campaign.message_id is None:  # a run interrupted earlier made it: its deliveries point to it
+        if campaign.message_id is None:  # made once: a run interrupted earlier left it, for its deliveries
             campaign.message_id = _message(session, campaign).id
         if not members:  # all written
             break

@@ -151,8 +151,8 @@ local ttl = math.ceil((start + every - now) * 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.6f', start + every), 'PX', ttl)
 return {1, tostring(start - now), string.format('%.6f', start)}
 """
-_local_slots: dict[str, float] = {}
 LATE_RETRIES = 5  # slots given up at most for one call of :func:`pace` (then it goes, late)
+_local_slots: dict[str, float] = {}
 _local_slots_lock = threading.Lock()
 
 
