@@ -114,7 +114,7 @@ def test_the_api_only_says_a_secret_is_set(client, acme) -> None:
     assert shown.json() == {
         "project_id": "acme-app",
         "service_account_json": MASK,
-        "concurrency": 16,
+        "concurrency": 64,
         "api_url": None,
     }
     audit = client.get("/api/v1/audit?action=plugin.config", headers=bearer(acme.api_token))
@@ -133,7 +133,7 @@ def test_saving_with_a_blank_secret_keeps_the_stored_one(client, acme, blank) ->
     assert answer.json() == {
         "project_id": "acme-app-2",
         "service_account_json": MASK,
-        "concurrency": 16,
+        "concurrency": 64,
         "api_url": None,
     }
     assert stored_secret() == SECRET
