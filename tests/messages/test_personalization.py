@@ -4,6 +4,10 @@ and a missing value or a broken template refused with where and why, never sent 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
 
 from core.messages.personalization import (
     MessageTemplate,
@@ -113,3 +117,20 @@ def test_the_sandbox_refuses_python_internals() -> None:
 
 def test_a_valid_template_passes_the_check() -> None:
     check_template(WELCOME)
+
+
+# Texts: plain ones (line breaks of every kind, braces alone) and ones with Jinja2 in them.
+TEXTS = st.lists(
+    st.sampled_from(["Hi ", "\n", "\r\n", "\r", "}", "{ x }", "%}", "ü", "{{ traits.first_name }}",
+                     "{% for i in range(2) %}{{ i }}{% endfor %}", "{# note #}", "{% set n = namespace(a=1) %}{{ n.a }}",
+                     "{{ loyalty.points | string }}"]),
+    max_size=8,
+).map("".join)  # fmt: skip
+
+
+@given(TEXTS)
+def test_a_text_renders_exactly_as_jinja2_renders_it(text: str) -> None:
+    jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    template = MessageTemplate(variants={"en": {"body": text}}, fallback="en")
+    values = context(first_name="Ann")
+    assert render(template, values, "en")[1]["body"] == jinja.from_string(text).render(**values)

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 from pydantic import ValidationError
 from tessera_google_auth import ServiceAccount, TokenCache
 
@@ -97,11 +98,11 @@ class Sender:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 reason = f"FCM cannot be reached ({type(exc).__name__}: {exc})."
                 return _refused(call, failed(call.delivery_id, "unavailable", reason, retry=True))
-            if answer.status_code == 200:
-                return DeviceOutcome(call.token, name=_name(answer))
-            failure = parse_failure(answer)
+            if answer.status == 200:
+                return DeviceOutcome(call.token, name=_name(answer.content))
+            failure = parse_failure(answer.response())
             # A plain 401 (no FcmError) is our token: expired or revoked early. A new one, once.
-            if answer.status_code == 401 and not failure.error_code and attempt == 1:
+            if answer.status == 401 and not failure.error_code and attempt == 1:
                 TOKENS.drop(self.account, self.token_uri, token)
                 continue
             return _refused(call, result_of(call.delivery_id, failure))
@@ -131,11 +132,11 @@ def _retry(exc: DeliveryError) -> float | None | bool:
     return exc.retry_after if exc.retry_after is not None else True
 
 
-def _name(answer: httpx.Response) -> str | None:
-    """FCM's message name from a success answer (None if a gateway answered something else)."""
+def _name(content: bytes) -> str | None:
+    """FCM's message name from a success answer's body (None if a gateway answered something else)."""
     try:
-        body = answer.json()
-    except ValueError:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
         return None
     name = body.get("name") if isinstance(body, dict) else None
     return str(name) if name else None

@@ -12,11 +12,13 @@ import asyncio
 import atexit
 import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
 import httpx
+import orjson
 
 MAX_CONNECTIONS = 64  # the most concurrency the config allows
 TIMEOUT = aiohttp.ClientTimeout(total=20.0, connect=5.0)
@@ -87,12 +89,24 @@ def run_all(calls: list[Callable[[aiohttp.ClientSession], Awaitable[T]]], concur
     return loop.run(bounded())
 
 
-async def post(session: aiohttp.ClientSession, url: str, body: Any, token: str) -> httpx.Response:
-    """POST ``body`` as JSON with the bearer ``token``; the answer as an ``httpx.Response``.
+@dataclass(frozen=True)
+class Answer:
+    """What the provider answered: its status, headers and body."""
 
-    Answers are handed on as ``httpx`` responses (built from the status, headers and body), which
-    is what the error parsing reads. Raises ``aiohttp.ClientError`` or ``TimeoutError``.
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def response(self) -> httpx.Response:
+        """The answer as an ``httpx.Response``, which the error parsing reads."""
+        return httpx.Response(self.status, headers=list(self.headers.items()), content=self.content)
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: Any, token: str) -> Answer:
+    """POST ``body`` as JSON with the bearer ``token``; the provider's answer.
+
+    Raises ``aiohttp.ClientError`` or ``TimeoutError``.
     """
-    async with session.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as answer:
-        content = await answer.read()
-        return httpx.Response(answer.status, headers=list(answer.headers.items()), content=content)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    async with session.post(url, data=orjson.dumps(body), headers=headers) as answer:
+        return Answer(answer.status, answer.headers, await answer.read())
