@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, col, select
 
 from core.db.base import utcnow
-from core.db.bulk import update_rows
+from core.db.bulk import select_in, update_rows
 from core.db.engines import control_session, tenant_engine
 from core.delivery import rates
 from core.delivery.links import open_url, track_links
@@ -55,6 +56,33 @@ DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 MAX_ATTEMPTS = 8
 # A job may start a moment before its deliveries are due (clocks of workers differ slightly).
 DUE_SLACK = timedelta(seconds=2)
+
+
+@dataclass(slots=True)
+class _Due:
+    """What sending reads and writes of one queued delivery (loaded without the ORM: 200 a job)."""
+
+    id: int
+    idempotency_key: str
+    message_id: int
+    profile_id: str
+    channel: str
+    address: str | None
+    test: bool
+    event: dict[str, Any] | None
+    state: DeliveryState
+    reason: str | None
+    detail: str | None
+    language: str | None
+    links: list[str] | None
+    attempts: int
+    due_at: datetime
+    provider_id: str | None
+    sent_at: datetime | None
+    failed_at: datetime | None
+
+
+_DUE_COLUMNS = [DELIVERY.c[name] for name in _Due.__slots__]
 
 
 @dataclass
@@ -96,7 +124,7 @@ def send_deliveries(tenant_slug: str, payload: dict[str, Any]) -> None:
         outcomes, outbound = _prepare(session, tenant, rows, routes)
         # Tracked links are stored before their message leaves (a click may come back at once);
         # the language of the others is written with their outcome.
-        linked = {_id(row) for row in rows if _id(row) in outbound and row.links}
+        linked = {row.id for row in rows if row.id in outbound and row.links}
         if outcomes or linked:
             _write(session, tenant.slug, rows, outcomes, prepared=linked)
             session.commit()
@@ -115,16 +143,12 @@ def send_deliveries(tenant_slug: str, payload: dict[str, Any]) -> None:
             session.commit()
 
 
-def _due_rows(session: Session, ids: list[int]) -> list[Delivery]:
-    query = select(Delivery).where(
-        col(Delivery.id).in_(ids),
-        Delivery.state == DeliveryState.queued,
-        col(Delivery.due_at) <= utcnow() + DUE_SLACK,
+def _due_rows(session: Session, ids: list[int]) -> list[_Due]:
+    query = sa.select(*_DUE_COLUMNS).where(
+        DELIVERY.c.state == DeliveryState.queued, DELIVERY.c.due_at <= utcnow() + DUE_SLACK
     )
-    rows = list(session.exec(query.order_by(col(Delivery.id))))
-    # Outcomes are written in bulk (update_rows), never by flushing these objects.
-    session.expunge_all()
-    return rows
+    found = select_in(session.connection(), query, DELIVERY.c.id, ids, pg_type="integer")
+    return sorted((_Due(*row) for row in found), key=lambda due: due.id)
 
 
 def _routes(
@@ -150,7 +174,7 @@ def _routes(
 
 
 def _prepare(
-    session: Session, tenant: Tenant, rows: list[Delivery], routes: dict[str, _Route]
+    session: Session, tenant: Tenant, rows: list[_Due], routes: dict[str, _Route]
 ) -> tuple[dict[int, _Outcome], dict[int, tuple[str, OutboundMessage]]]:
     """Outcomes for deliveries that cannot go, and the outbound messages of those that can."""
     outcomes: dict[int, _Outcome] = {}
@@ -158,14 +182,14 @@ def _prepare(
     wanted = select(Message).where(col(Message.id).in_({r.message_id for r in rows}))
     # Parsed once per message: a batch of 200 deliveries usually shares one.
     messages = {m.id: (m.marketing, MessageTemplate.model_validate(m.content)) for m in session.exec(wanted)}
-    by_channel: defaultdict[str, list[Delivery]] = defaultdict(list)
+    by_channel: defaultdict[str, list[_Due]] = defaultdict(list)
     for row in rows:
         by_channel[row.channel].append(row)
     for channel_key, channel_rows in by_channel.items():
         route = routes[channel_key]
         if route.channel is None or route.ctx is None:
             for row in channel_rows:
-                outcomes[_id(row)] = _Outcome(DeliveryState.failed, "channel_unavailable", route.problem)
+                outcomes[row.id] = _Outcome(DeliveryState.failed, "channel_unavailable", route.problem)
             continue
         address_type = route.channel.capabilities.address_identifier
         profile_ids = [r.profile_id for r in channel_rows]
@@ -176,20 +200,15 @@ def _prepare(
         for row in channel_rows:
             found = _outbound(tenant, row, messages.get(row.message_id), people.get(row.profile_id), route)
             if isinstance(found, _Outcome):
-                outcomes[_id(row)] = found
+                outcomes[row.id] = found
             else:
-                outbound[_id(row)] = (channel_key, found)
+                outbound[row.id] = (channel_key, found)
     return outcomes, outbound
-
-
-def _id(row: Delivery) -> int:
-    assert row.id is not None
-    return row.id
 
 
 def _outbound(
     tenant: Tenant,
-    row: Delivery,
+    row: _Due,
     message: tuple[bool, MessageTemplate] | None,
     person: RecipientData | None,
     route: _Route,
@@ -213,7 +232,7 @@ def _outbound(
     tracked = {
         name: text for name, text in fields.items() if name not in untracked_fields(route.channel.Template)
     }
-    tracked, targets = track_links(tracked, tenant.slug, _id(row), route.ctx.public_url)
+    tracked, targets = track_links(tracked, tenant.slug, row.id, route.ctx.public_url)
     fields = {**fields, **tracked}
     try:
         template = route.channel.Template.model_validate(fields)
@@ -238,7 +257,7 @@ def _outbound(
     return OutboundMessage.model_construct(
         delivery_id=str(row.id), idempotency_key=row.idempotency_key, profile=snapshot,
         address=row.address or "", template=template.model_dump(mode="json"), variables=context,
-        open_url=open_url(route.ctx.public_url, tenant.slug, _id(row)),
+        open_url=open_url(route.ctx.public_url, tenant.slug, row.id),
     )  # fmt: skip
 
 
@@ -304,7 +323,7 @@ def _outcome_of(result: DeliveryResult) -> _Outcome:
 def _write(
     session: Session,
     tenant: str,
-    rows: list[Delivery],
+    rows: list[_Due],
     outcomes: dict[int, _Outcome],
     prepared: set[int] | None = None,
 ) -> None:
@@ -313,7 +332,7 @@ def _write(
     updates: list[dict[str, Any]] = []
     retries: list[tuple[int, datetime]] = []
     for row in rows:
-        delivery_id = _id(row)
+        delivery_id = row.id
         outcome = outcomes.get(delivery_id)
         if outcome is None and (prepared is None or delivery_id not in prepared):
             continue
@@ -327,7 +346,7 @@ def _write(
     queue_sends(session, tenant, retries)
 
 
-def _values(row: Delivery) -> dict[str, Any]:
+def _values(row: _Due) -> dict[str, Any]:
     return {"id": row.id, "state": row.state, "reason": row.reason, "detail": row.detail,
             "attempts": row.attempts, "due_at": row.due_at, "provider_id": row.provider_id,
             "sent_at": row.sent_at, "failed_at": row.failed_at, "language": row.language,
