@@ -181,10 +181,11 @@ def select_in(
         return
     if is_postgres(connection):
         condition = match == text(f"ANY(CAST(:values AS {pg_type}[]))")
-        yield from connection.execute(statement.where(condition), {"values": listed})
+        # Fetched at once: row by row costs a call into the driver per row.
+        yield from connection.execute(statement.where(condition), {"values": listed}).all()
         return
     for chunk in chunks(listed, SQLITE_CHUNK):
-        yield from connection.execute(statement.where(match.in_(chunk)))
+        yield from connection.execute(statement.where(match.in_(chunk))).all()
 
 
 def select_pairs_in(
