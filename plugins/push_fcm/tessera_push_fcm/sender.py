@@ -1,17 +1,16 @@
 """Sending a batch to FCM: one ``messages:send`` call per message and device, a bounded number in flight.
 
-FCM's batch endpoint is shut down, so a batch fans out into calls run on the process's event loop
+FCM's batch endpoint is shut down, so a batch fans out into calls made by libcurl
 (:mod:`tessera_push_fcm.transport`), ``concurrency`` at a time. One access token serves the whole
-batch; a 401 drops it and the call is tried once more with a new one.
+batch; a 401 drops it and the calls it refused are tried once more with a new one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
-import aiohttp
 import httpx
 import orjson
 from pydantic import ValidationError
@@ -21,7 +20,7 @@ from core.plugin_api import DeliveryError, DeliveryResult, OutboundMessage, Tran
 from tessera_push_fcm.devices import DeviceOutcome, combine, device_tokens, no_device
 from tessera_push_fcm.errors import failed, parse_failure, result_of
 from tessera_push_fcm.message import FcmTemplate, for_token, send_request
-from tessera_push_fcm.transport import post, run_all
+from tessera_push_fcm.transport import Answer, Post, Unreachable, post_all
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 MAX_CONNECTIONS = 64  # the most concurrency the config allows
@@ -32,7 +31,7 @@ TOKENS = TokenCache(SCOPE, margin=300)
 
 @lru_cache(maxsize=16)
 def http_client(base_url: str) -> httpx.Client:
-    """One pooled keep-alive client per API address, for the token endpoint (sends use the loop)."""
+    """One pooled keep-alive client per API address, for the token endpoint (sends use libcurl)."""
     limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
     return httpx.Client(base_url=base_url, timeout=TIMEOUT, limits=limits)
 
@@ -81,32 +80,52 @@ class Sender:
         return [results[message.delivery_id] for message in batch]
 
     def _send_all(self, http: httpx.Client, calls: list[_Call]) -> list[DeviceOutcome]:
-        """Every call's outcome, in order, ``concurrency`` of them in flight at once."""
-        return run_all([partial(self.send_to, http=http, call=call) for call in calls], self.concurrency)
+        """Every call's outcome, in order, ``concurrency`` of them in flight at once.
 
-    async def send_to(self, session: aiohttp.ClientSession, http: httpx.Client, call: _Call) -> DeviceOutcome:
-        """Send one message to one device; FCM's message name, or why it was not accepted."""
+        One access token serves them all; calls refused with a plain 401 (our token, expired or
+        revoked early) go once more with a new one.
+        """
         url = f"{self.api_url.rstrip('/')}/v1/projects/{self.project_id}/messages:send"
+        outcomes: dict[int, DeviceOutcome] = {}
+        todo = list(range(len(calls)))
         for attempt in (1, 2):
             try:
-                # Cached: only a renewal calls the token endpoint (synchronously, rarely).
+                # Cached: only a renewal calls the token endpoint.
                 token = TOKENS.get(http, self.account, self.token_uri)
             except DeliveryError as exc:
-                return _refused(call, failed(call.delivery_id, exc.reason_code, str(exc), retry=_retry(exc)))
-            try:
-                answer = await post(session, url, call.body, token)
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                reason = f"FCM cannot be reached ({type(exc).__name__}: {exc})."
-                return _refused(call, failed(call.delivery_id, "unavailable", reason, retry=True))
-            if answer.status == 200:
-                return DeviceOutcome(call.token, name=_name(answer.content))
-            failure = parse_failure(answer.response())
-            # A plain 401 (no FcmError) is our token: expired or revoked early. A new one, once.
-            if answer.status == 401 and not failure.error_code and attempt == 1:
+                for i in todo:
+                    result = failed(calls[i].delivery_id, exc.reason_code, str(exc), retry=_retry(exc))
+                    outcomes[i] = _refused(calls[i], result)
+                break
+            headers = [f"Authorization: Bearer {token}", "Content-Type: application/json"]
+            answers = post_all(
+                [Post(url, orjson.dumps(calls[i].body), headers) for i in todo], self.concurrency
+            )
+            again = []
+            for i, answer in zip(todo, answers, strict=True):
+                outcome = _outcome(calls[i], answer, renewable=attempt == 1)
+                if outcome is None:
+                    again.append(i)
+                else:
+                    outcomes[i] = outcome
+            if again:
                 TOKENS.drop(self.account, self.token_uri, token)
-                continue
-            return _refused(call, result_of(call.delivery_id, failure))
-        raise AssertionError("unreachable: the second attempt always returns")
+            todo = again
+        return [outcomes[i] for i in range(len(calls))]
+
+
+def _outcome(call: _Call, answer: Answer | Unreachable, renewable: bool) -> DeviceOutcome | None:
+    """How one call fared; None to try it again with a new access token (``renewable`` and a plain
+    401, without an FcmError: our token, expired or revoked early)."""
+    if isinstance(answer, Unreachable):
+        reason = f"FCM cannot be reached ({answer.reason})."
+        return _refused(call, failed(call.delivery_id, "unavailable", reason, retry=True))
+    if answer.status == 200:
+        return DeviceOutcome(call.token, name=_name(answer.content))
+    failure = parse_failure(answer.response())
+    if answer.status == 401 and not failure.error_code and renewable:
+        return None
+    return _refused(call, result_of(call.delivery_id, failure))
 
 
 def _calls(message: OutboundMessage) -> list[_Call] | DeliveryResult:
