@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from io import BytesIO
 
@@ -143,5 +144,9 @@ def post_all(posts: list[Post], concurrency: int) -> list[Answer | Unreachable]:
         if running and not finished:
             due_ms = multi.timeout()  # libcurl's next timer (-1: none), which a socket wait must not pass
             if due_ms != 0:
-                multi.select(WAIT_S if due_ms < 0 else min(WAIT_S, due_ms / 1000))
+                wait = WAIT_S if due_ms < 0 else min(WAIT_S, due_ms / 1000)
+                if any(multi.fdset()):
+                    multi.select(wait)
+                else:  # no socket yet (a name being resolved): select would return at once
+                    time.sleep(min(wait, 0.01))
     return [result if result is not None else Unreachable("no answer") for result in results]
