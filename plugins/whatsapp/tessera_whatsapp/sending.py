@@ -36,7 +36,8 @@ _clients_lock = threading.Lock()
 
 
 def client_for(base_url: str) -> httpx.Client:
-    """The process's pooled HTTP client for one API base URL (connections are reused)."""
+    """The process's pooled HTTP client for one API base URL, for the template sync (sends use
+    libcurl, :mod:`tessera_whatsapp.transport`)."""
     with _clients_lock:
         client = _clients.get(base_url)
         if client is None:
@@ -125,9 +126,8 @@ def deliver_batch(
     """
     address = f"{url.rstrip('/')}/{config.api_version}/{config.phone_number_id}/messages"
     headers = {"Authorization": f"Bearer {config.access_token.get_secret_value()}"}
-    # Slots evenly spaced at the number's limit, shared by every worker process: in no second do
-    # more sends leave than the limit (Meta's bucket holds a second's worth, so the odd send held up
-    # on the way and arriving bunched with the next is absorbed, not refused).
+    # Slots evenly spaced just under the number's limit (HEADROOM), shared by every worker process:
+    # in no second do more sends arrive than the limit, even those held up on the way a little.
     number, rate = f"whatsapp:{config.phone_number_id}", float(config.messages_per_second)
 
     def send(message: OutboundMessage) -> DeliveryResult:
