@@ -60,9 +60,8 @@ class Config:
     channel_recipients: int = 100_000
     channel_runs: int = 1  # campaigns to everyone, one after the other (minutes each)
     channel_threads: int = 4  # per worker process (2), as in the orchestration section
-    whatsapp_limit: int = (
-        250  # the number's messages per second (one 2 cores can reach), and the fake's limit
-    )
+    # The number's messages per second (one that 2 cores can reach), and the fake's limit.
+    whatsapp_limit: int = 250
 
 
 QUICK: dict[str, Any] = {
