@@ -7,6 +7,7 @@ Redis switches to the production shape without any other change.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -41,7 +42,15 @@ class Settings(BaseSettings):
     )
     session_max_age_seconds: int = Field(default=14 * 24 * 3600, ge=60)
     secure_cookies: bool = Field(default=False, description="Mark the session cookie Secure (HTTPS).")
-    log_level: str = "INFO"
+    log_level: str = Field(
+        default="INFO", description="Logging level of every process (DEBUG, INFO, WARNING...)."
+    )
+
+    @property
+    def logging_level(self) -> int:
+        """``log_level`` as the ``logging`` module's number; INFO when the name is not a level."""
+        level = logging.getLevelName(self.log_level.upper())
+        return level if isinstance(level, int) else logging.INFO
 
     @property
     def uses_postgres(self) -> bool:

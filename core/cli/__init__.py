@@ -65,8 +65,7 @@ def main() -> None:
             fail(f"invalid settings: {problems}")
         except typer.Exit as stop:
             sys.exit(stop.exit_code)
-    level = logging.getLevelName(settings.log_level.upper())
-    level = level if isinstance(level, int) else logging.INFO
+    level = settings.logging_level
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -1,6 +1,13 @@
 """The module dramatiq worker processes import: broker first, then the actors and the spread lane."""
 
+import logging
+
 from core.queue.broker import setup_broker
+from core.settings import get_settings
+
+# dramatiq's command line sets its worker processes' logging to INFO (or DEBUG with -v): the
+# operator's level is TESSERA_LOG_LEVEL, as in every other Tessera process.
+logging.getLogger().setLevel(get_settings().logging_level)
 
 broker = setup_broker()
 
