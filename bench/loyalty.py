@@ -46,7 +46,7 @@ from bench.installation import POSTGRES_REDIS, TESSERA, Installation, Tenant, cr
 from bench.loyaltydata import HISTORY_DAYS, TIERS, VIP_EVERY, Loaded, load_purchases, rules
 from bench.orchestrationdata import psycopg_url
 from bench.orchestrationsetup import cpu_text, wait_idle, worker_env
-from bench.processes import READY_LINE, flags, run_module, spawn, stop, wait_log_lines
+from bench.processes import READY_LINE, flags, info_env, run_module, spawn, stop, wait_log_lines
 from bench.report import markdown_table, measured_line, number, progress
 
 NAME = "loyalty"
@@ -255,7 +255,7 @@ class CpuMeter:
 def workers(inst: Installation) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """``tessera worker --processes 2`` (no web server), ready; stopped afterwards. The process, its log."""
     log = inst.data_dir / "worker-loyalty.log"
-    process = spawn([TESSERA, "worker", "--processes", str(WORKER_PROCESSES)], inst.env, log)
+    process = spawn([TESSERA, "worker", "--processes", str(WORKER_PROCESSES)], info_env(inst.env), log)
     try:
         wait_log_lines(log, READY_LINE, WORKER_PROCESSES, process, timeout=60)
         yield process, log

@@ -27,6 +27,11 @@ from bench.installation import PYTHON, ROOT, TESSERA, Installation
 READY_LINE = "Worker process is ready for action."  # dramatiq logs it once per worker process
 
 
+def info_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for ``tessera worker``: at INFO, the level :data:`READY_LINE` is logged at."""
+    return {**env, "TESSERA_LOG_LEVEL": "INFO"}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -144,7 +149,9 @@ def running(inst: Installation, web_processes: int = 1, worker_processes: int = 
         workers = None
         if inst.uses_redis:
             worker_log = inst.data_dir / f"worker-{port}.log"
-            workers = spawn([TESSERA, "worker", "--processes", str(worker_processes)], inst.env, worker_log)
+            workers = spawn(
+                [TESSERA, "worker", "--processes", str(worker_processes)], info_env(inst.env), worker_log
+            )
             stack.callback(stop, workers)
         server = spawn(command, inst.env, inst.data_dir / f"serve-{port}.log")
         stack.callback(stop, server)
