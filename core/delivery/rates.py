@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 import redis
+from redis.commands.core import Script
 
 from core.settings import get_settings
 
@@ -99,6 +100,21 @@ def _client(url: str) -> redis.Redis:
     return found
 
 
+_scripts: dict[tuple[str, str], Script] = {}
+
+
+def _script(url: str, source: str) -> Script:
+    """A Lua script of this module on this process's client for ``url``, called by its SHA1.
+
+    Sent whole (EVAL), a script costs its text on the wire and a hash in Redis at every call: two
+    calls a message for a paced channel.
+    """
+    found = _scripts.get((url, source))
+    if found is None:
+        found = _scripts.setdefault((url, source), _client(url).register_script(source))
+    return found
+
+
 def take(buckets: list[Bucket], wanted: int) -> tuple[int, float]:
     """Take up to ``wanted`` tokens from every bucket at once: (granted, seconds to wait if none)."""
     if not buckets or wanted <= 0:
@@ -107,9 +123,8 @@ def take(buckets: list[Bucket], wanted: int) -> tuple[int, float]:
     url = get_settings().redis_url if get_settings().uses_redis else None
     if url is None:
         return _local.take(buckets, wanted, now)
-    client = _client(url)
     keys = [f"tessera:rate:{bucket.key}" for bucket in buckets]
-    granted, wait = client.eval(_TAKE, len(keys), *keys, now, wanted, *(b.rate for b in buckets))  # type: ignore[misc]
+    granted, wait = _script(url, _TAKE)(keys, [now, wanted, *(b.rate for b in buckets)])
     return int(granted), float(wait)
 
 
@@ -167,8 +182,7 @@ def _slot(key: str, every: float, wait: bool) -> tuple[bool, float, float]:
                 return False, start - now, start
             _local_slots[key] = start + every
             return True, start - now, start
-    client = _client(url)
-    claimed, delay, at = client.eval(_SLOT, 1, f"tessera:slot:{key}", every, int(wait))  # type: ignore[misc]
+    claimed, delay, at = _script(url, _SLOT)([f"tessera:slot:{key}"], [every, int(wait)])
     return bool(claimed), float(delay), float(at)
 
 
