@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.db import engines
-from core.db.bulk import insert_new_rows, update_rows
+from core.db.bulk import delete_in, insert_new_rows, insert_rows, select_in, select_pairs_in, update_rows
 
 
 class Mood(enum.StrEnum):
@@ -114,3 +114,25 @@ def test_updated_rows_each_get_their_own_values_and_the_others_stay(engine, befo
         update_rows(connection, PROBE, changed)
     expected = [{**row, **new} for row, new in zip(keyed, after, strict=False)] + keyed[len(changed) :]
     assert [{k: v for k, v in row.items() if k != "id"} for row in _stored(engine)] == expected
+
+
+# Text the array literal must carry as it is: quotes, backslashes, braces, commas, spaces, "NULL".
+AWKWARD = st.text(alphabet=st.sampled_from(list('ab"\\{},  NUL\u00fc\u20ac\t')), max_size=8)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.lists(AWKWARD, max_size=8, unique=True), asked=st.lists(AWKWARD, max_size=8))
+def test_lookups_and_deletes_by_key_find_exactly_the_rows_asked_for(engine, keys, asked) -> None:
+    _fresh(engine)
+    with engine.begin() as connection:
+        insert_rows(connection, PROBE, [{"key": key, "mood": Mood.calm, "flag": True} for key in keys])
+    lookup = sa.select(PROBE.c.key)
+    with engine.connect() as connection:
+        found = [key for (key,) in select_in(connection, lookup, PROBE.c.key, asked, pg_type="text")]
+        pairs = [(key, "calm") for key in asked]
+        by_pair = select_pairs_in(connection, lookup, PROBE.c.key, PROBE.c.mood, pairs)
+        assert sorted(key for (key,) in by_pair) == sorted(set(keys) & set(asked))
+    assert sorted(found) == sorted(set(keys) & set(asked))
+    with engine.begin() as connection:
+        assert delete_in(connection, PROBE, PROBE.c.key, asked, pg_type="text") == len(set(keys) & set(asked))
+    assert sorted(row["key"] for row in _stored(engine)) == sorted(set(keys) - set(asked))
