@@ -33,11 +33,12 @@ class SampleTenant:
     installation: Any
     queue: redis.Redis
     database: str
+    slug: str = TENANT
 
     def touch(self, path: str, **payload: Any) -> Job:
         """A committed ``sample_channel.touch`` job (its message goes to Redis on commit)."""
         with Session(tenant_engine(self.database), expire_on_commit=False) as session:
-            job = add_job(session, TENANT, "sample_channel.touch", {"path": path, **payload})
+            job = add_job(session, self.slug, "sample_channel.touch", {"path": path, **payload})
             session.commit()
         return job
 

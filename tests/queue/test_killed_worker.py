@@ -19,8 +19,6 @@ from tests.workers import kill, start_worker, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(180)]
 
-TENANT = "acme"
-
 
 def test_the_outbox_survives_a_killed_worker(sample_tenant, workers, tmp_path) -> None:
     effect = tmp_path / "effect.txt"
@@ -52,6 +50,8 @@ def test_the_outbox_survives_a_killed_worker(sample_tenant, workers, tmp_path) -
     )
 
     assert started.exists()  # it ran again from the start...
-    assert effect.read_text().splitlines() == [f"{TENANT} touched"]  # ...and its effect happened once
+    assert effect.read_text().splitlines() == [
+        f"{sample_tenant.slug} touched"
+    ]  # ...and its effect happened once
     done = sample_tenant.job(job.id)
     assert done.attempts == 2 and done.last_error is None and done.lease_until is None
