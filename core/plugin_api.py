@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 import importlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -421,22 +422,24 @@ def pass_registry(tenant: str, channel: str) -> Any:
     return PassRegistry(tenant, channel)
 
 
-def pace(key: str, per_second: float, late_after: float | None = None) -> float:
-    """Block until the next free slot of ``key``, so that calls counted under it start at most
-    ``per_second`` per second, evenly spaced, across every worker process (a provider's limit per
-    sending number, say); returns the slot's time. Prefix keys with the plugin name and sender.
+@contextmanager
+def within_limit(key: str, limit: int, longest: float) -> Iterator[float]:
+    """Hold a place among ``limit`` a second under ``key`` for the calls made inside this block, so
+    that at most ``limit`` of them reach the provider within any one second, across every worker
+    process, however they are held up on the way (a provider's limit per sending number, say).
+    Blocks until a place is free; starts are spaced at least ``1 / limit`` s apart. ``longest``:
+    the most seconds a call may take (its timeout). Gives the start granted (Unix seconds on the
+    clock that schedules starts). Prefix keys with the plugin name and sender."""
+    from core.delivery.arrivals import within_limit as held  # Redis and settings: loaded when first used
 
-    With ``late_after`` (seconds), a slot reached later than that (the process was held up) is
-    given up for the next free one, so that late calls do not go out bunched with punctual ones."""
-    from core.delivery.rates import pace as take_slot  # Redis and settings: loaded when first paced
-
-    return take_slot(key, per_second, late_after)
+    with held(key, limit, longest) as start:
+        yield start
 
 
 def claim(key: str, every_seconds: float) -> float:
     """Claim ``key`` now if nobody did in the last ``every_seconds``: returns 0.0; otherwise the
     seconds until it can be claimed, claiming nothing (a per-recipient limit, say). Shared across
-    every worker process like :func:`pace`."""
+    every worker process like :func:`within_limit`."""
     from core.delivery.rates import claim as claim_slot
 
     return claim_slot(key, every_seconds)

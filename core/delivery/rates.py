@@ -1,4 +1,5 @@
-"""Rate limits on sending: token buckets per tenant and channel, shared by every worker process.
+"""Rate limits on sending: token buckets per tenant and channel, and claims per recipient, shared by
+every worker process.
 
 With Redis the buckets live there (one Lua script takes from several buckets atomically, so all
 workers of all processes share them); on the embedded default they live in this process, which
@@ -103,11 +104,11 @@ def _client(url: str) -> redis.Redis:
 _scripts: dict[tuple[str, str], Script] = {}
 
 
-def _script(url: str, source: str) -> Script:
+def redis_script(url: str, source: str) -> Script:
     """A Lua script of this module on this process's client for ``url``, called by its SHA1.
 
-    Sent whole (EVAL), a script costs its text on the wire and a hash in Redis at every call: two
-    calls a message for a paced channel.
+    Sent whole (EVAL), a script costs its text on the wire and a hash in Redis at every call: three
+    calls a message for a channel under a provider's limit (a claim, a place, its end).
     """
     found = _scripts.get((url, source))
     if found is None:
@@ -124,7 +125,7 @@ def take(buckets: list[Bucket], wanted: int) -> tuple[int, float]:
     if url is None:
         return _local.take(buckets, wanted, now)
     keys = [f"tessera:rate:{bucket.key}" for bucket in buckets]
-    granted, wait = _script(url, _TAKE)(keys, [now, wanted, *(b.rate for b in buckets)])
+    granted, wait = redis_script(url, _TAKE)(keys, [now, wanted, *(b.rate for b in buckets)])
     return int(granted), float(wait)
 
 
@@ -150,66 +151,33 @@ def buckets_for(
     return buckets
 
 
-# Evenly spaced slots (a generic cell rate algorithm with no burst). KEYS[1]: the key holding the
-# time the next slot is free; ARGV: seconds between slots, 1 to wait for a slot or 0 to claim one
-# only if free now. "Now" is the server's clock, read as the script runs: a caller's own reading
-# may be stale by the time its call arrives (a first connection, a busy thread), which would put
-# its slot in the past. Returns {claimed, seconds from now until the (claimed or next) slot, the
-# slot's time}.
-_SLOT = """
+# A claim on a key for a period. KEYS[1]: the key holding the time it is free again; ARGV[1]: the
+# period in seconds. "Now" is the server's clock, read as the script runs (a caller's reading may be
+# stale by the time its call arrives). Returns 0, or the seconds until the key is free (as text).
+_CLAIM = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local free = tonumber(redis.call('GET', KEYS[1])) or now
+if free > now then return tostring(free - now) end
 local every = tonumber(ARGV[1])
-local start = math.max(now, tonumber(redis.call('GET', KEYS[1])) or now)
-if ARGV[2] == '0' and start > now then return {0, tostring(start - now), string.format('%.6f', start)} end
-local ttl = math.ceil((start + every - now) * 1000) + 1000
-redis.call('SET', KEYS[1], string.format('%.6f', start + every), 'PX', ttl)
-return {1, tostring(start - now), string.format('%.6f', start)}
+redis.call('SET', KEYS[1], string.format('%.6f', now + every), 'PX', math.ceil(every * 1000) + 1000)
+return '0'
 """
-LATE_RETRIES = 5  # slots given up at most for one call of :func:`pace` (then it goes, late)
-_local_slots: dict[str, float] = {}
-_local_slots_lock = threading.Lock()
-
-
-def _slot(key: str, every: float, wait: bool) -> tuple[bool, float, float]:
-    """(claimed, seconds until the slot, the slot's time on the clock that schedules them)."""
-    url = get_settings().redis_url if get_settings().uses_redis else None
-    if url is None:
-        with _local_slots_lock:
-            now = time.time()
-            start = max(now, _local_slots.get(key, now))
-            if not wait and start > now:
-                return False, start - now, start
-            _local_slots[key] = start + every
-            return True, start - now, start
-    claimed, delay, at = _script(url, _SLOT)([f"tessera:slot:{key}"], [every, int(wait)])
-    return bool(claimed), float(delay), float(at)
-
-
-def pace(key: str, per_second: float, late_after: float | None = None) -> float:
-    """Wait for the next free slot of ``key``: calls go at most ``per_second``, evenly spaced.
-
-    Shared by every worker process through Redis (on the embedded default, by this process's
-    threads), so in no second are more than ``per_second`` slots given, whoever asks. With
-    ``late_after``, a slot this thread reaches more than that many seconds late (the process was
-    held up, while asking or while asleep) is given up for the next free one, a few times at most:
-    sent late, the call would leave bunched with the calls of the slots after it. Returns the
-    slot's time (Unix seconds on the scheduling clock: Redis's, or this machine's).
-    """
-    for _ in range(LATE_RETRIES):
-        asked = time.monotonic()
-        _, delay, at = _slot(key, 1.0 / per_second, wait=True)
-        if delay > 0:
-            time.sleep(delay)  # counted from the answer: never before the slot
-        # Lateness is counted from the asking, on this machine's clock: an answer that came back
-        # late (the process was held up meanwhile) makes the slot late too.
-        if late_after is None or time.monotonic() - (asked + max(delay, 0.0)) <= late_after:
-            break
-    return at
+_local_claims: dict[str, float] = {}
+_local_claims_lock = threading.Lock()
 
 
 def claim(key: str, every_seconds: float) -> float:
     """Claim ``key`` if its last claim is at least ``every_seconds`` old: 0.0; else the seconds
-    until it may be claimed (and nothing is claimed). Shared like :func:`pace`."""
-    claimed, delay, _ = _slot(key, every_seconds, wait=False)
-    return 0.0 if claimed else max(delay, 0.001)
+    until it may be claimed (and nothing is claimed). Shared like :func:`within_limit`."""
+    url = get_settings().redis_url if get_settings().uses_redis else None
+    if url is None:
+        with _local_claims_lock:
+            now = time.time()
+            free = _local_claims.get(key, now)
+            if free > now:
+                return free - now
+            _local_claims[key] = now + every_seconds
+            return 0.0
+    wait = float(redis_script(url, _CLAIM)([f"tessera:claim:{key}"], [every_seconds]))
+    return max(wait, 0.001) if wait > 0 else 0.0

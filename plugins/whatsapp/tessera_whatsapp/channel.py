@@ -72,7 +72,7 @@ class WhatsAppChannel(Channel):
     label = "WhatsApp"
     Config = WhatsAppConfig
     Template = WhatsAppTemplate
-    # No core rate limit: deliver paces each number itself, across processes (``pace``).
+    # No core rate limit: deliver keeps each number to its limit itself, across processes (``within_limit``).
     capabilities = Capabilities(
         preview=True, webhooks=True, address_identifier="whatsapp_id", rate_limit_per_second=None,
         inbound_event=INBOUND_EVENT,

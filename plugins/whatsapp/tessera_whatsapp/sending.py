@@ -10,24 +10,17 @@ from typing import Any
 
 import httpx
 
-from core.plugin_api import DeliveryResult, DeliveryStatus, OutboundMessage, claim, pace
+from core.plugin_api import DeliveryResult, DeliveryStatus, OutboundMessage, claim, within_limit
 from tessera_whatsapp.bodies import WhatsAppTemplate, message_body
 from tessera_whatsapp.config import WhatsAppConfig
 from tessera_whatsapp.errors import classify
-from tessera_whatsapp.transport import Unreachable, post_json
+from tessera_whatsapp.transport import LONGEST_CALL, Unreachable, post_json
 
 # Sends in flight needed = rate x answer time: budget 100 ms a send (Meta answers in ~20-50 ms), so
 # 1000/s gets 100 threads and 80/s gets 8.
 SECONDS_PER_SEND = 0.1
 MIN_WORKERS, MAX_WORKERS = 4, 128
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
-# A send whose thread reaches its slot later than this (held up) takes the next slot instead: sent
-# late, it would arrive bunched with the sends of the slots after it.
-LATE_AFTER = 0.005
-# Slots come a little slower than the number's limit: sends held up on their way (a busy process,
-# the network) arrive closer together than they left, and Meta counts arrivals. At 98 % of the
-# limit, arrivals may come 16 ms closer (at 250/s) before any second holds more than the limit.
-HEADROOM = 0.98
 # Meta's pair limit: about one message every 6 s from a business number to one customer (131056).
 PAIR_SECONDS = 6.0
 
@@ -126,9 +119,9 @@ def deliver_batch(
     """
     address = f"{url.rstrip('/')}/{config.api_version}/{config.phone_number_id}/messages"
     headers = {"Authorization": f"Bearer {config.access_token.get_secret_value()}"}
-    # Slots evenly spaced just under the number's limit (HEADROOM), shared by every worker process:
-    # in no second do more sends arrive than the limit, even those held up on the way a little.
-    number, rate = f"whatsapp:{config.phone_number_id}", float(config.messages_per_second)
+    # Meta counts a number's messages as they arrive: within_limit keeps any one second's arrivals
+    # to the limit, across every worker process, whatever holds a send up on its way.
+    number, limit = f"whatsapp:{config.phone_number_id}", config.messages_per_second
 
     def send(message: OutboundMessage) -> DeliveryResult:
         try:
@@ -143,17 +136,16 @@ def deliver_batch(
             if wait > 0:
                 detail = f"Sent to this customer less than {PAIR_SECONDS:g} s ago (Meta's pair rate limit)."
                 return _failed(message, "pair_rate_limited", detail, True, wait)
-            pace(number, rate * HEADROOM, late_after=LATE_AFTER)
+            with within_limit(number, limit, LONGEST_CALL):
+                response = post_json(address, body, headers)
+        except Unreachable as exc:  # timeouts, refused connections: Meta may be fine a moment later
+            return _failed(message, "network_error", f"Meta cannot be reached ({exc}).", True, None)
         except Exception as exc:  # noqa: BLE001 - Redis busy or down: this message waits, the batch goes on
             # Never raise from here: the core would retry the whole batch, sending its sent messages
             # twice (Meta has no idempotency key).
             return _failed(message, "pacing_unavailable", f"{type(exc).__name__}: {exc}", True, None)
-        try:
-            response = post_json(address, body, headers)
-        except Unreachable as exc:  # timeouts, refused connections: Meta may be fine a moment later
-            return _failed(message, "network_error", f"Meta cannot be reached ({exc}).", True, None)
         return result_of(message, response)
 
     if len(batch) <= 1:
         return [send(message) for message in batch]
-    return list(pool_for(workers_for(rate, MAX_BATCH)).map(send, batch))
+    return list(pool_for(workers_for(limit, MAX_BATCH)).map(send, batch))

@@ -1,10 +1,10 @@
 """One send's HTTP call: libcurl (``pycurl``) on an easy handle kept by each send thread.
 
-Sends leave on their slots, so what happens between a thread's slot and its bytes leaving decides
-whether they arrive as evenly as they were paced. A pooled ``httpx`` client shared by a hundred
-threads cost about a millisecond of CPU a call under its pool's lock, and sends went out bunched;
-a thread's own handle does the call in libcurl, outside the interpreter, and keeps its
-connection alive from one send to the next.
+A send holds its place under the number's limit from its start until a second after its end, so
+the call's own time costs throughput. A pooled ``httpx`` client shared by a hundred threads cost
+about a millisecond of CPU a call under its pool's lock, and calls waited for it; a thread's own
+handle does the call in libcurl, outside the interpreter, and keeps its connection alive from one
+send to the next.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pycurl
 
 TIMEOUT_MS = 15_000
 CONNECT_TIMEOUT_MS = 5_000
+LONGEST_CALL = TIMEOUT_MS / 1000  # seconds: libcurl's timeout covers the whole call, connecting included
 
 _local = threading.local()
 
