@@ -285,11 +285,8 @@ def _notes(plugin: Plugin, config: Config, measured: dict[str, Any]) -> list[str
     capped = (f"- The channel declares `rate_limit_per_second={cap:g}` (`Capabilities`): the core's token bucket "
               f"(Redis, shared by every worker) lets at most {cap:g} deliveries a second through, whatever the "
               f"machine could do." if cap else "- The channel declares no `rate_limit_per_second`: the core's token "
-              "bucket does not limit it; the plugin paces itself.")  # fmt: skip
-    if measured.get("paced"):
-        capped += (f" It paces the number's sends evenly (one Redis-held schedule for every worker process) at "
-                   f"`messages_per_second` / (1 + its safety margin) = {number(measured['paced'])}/s: "
-                   f"{measured['paced'] / config.whatsapp_limit:.2f} of the limit at most, by design.")  # fmt: skip
+              "bucket does not limit it; the plugin keeps each number to its limit as sends arrive (the core's "
+              "`within_limit`, shared by every worker process through Redis).")  # fmt: skip
     return [
         capped,
         f"- Checks ({verdict}): {what}; {rows}; the fake's answers by HTTP status: {statuses}. Per run: "
@@ -318,11 +315,6 @@ def measure(plugin: Plugin, config: Config) -> dict[str, Any]:
     from core.plugins import get_host
 
     measured["capability_rate"] = get_host().channels[plugin.channel].item.capabilities.rate_limit_per_second
-    if plugin.kind == WHATSAPP:
-        from tessera_whatsapp import sending
-
-        margin = getattr(sending, "SAFETY_MARGIN", None)
-        measured["paced"] = config.whatsapp_limit / (1 + margin) if margin is not None else None
     with installation(POSTGRES_REDIS) as inst, FakeServer(plugin.kind, LATENCY_MS, limit) as fake:
         tenant = create_tenant(inst)
         setup = Setup(inst, tenant, fake, recipients, 0.0)
