@@ -247,6 +247,14 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """A value a marketer may pick for a template field (offered, never imposed), and how it is shown."""
+
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
 class Preview:
     """A rendering of a template for one profile: HTML always, a PNG where it helps."""
 
@@ -297,6 +305,11 @@ class Channel:
     def render_preview(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> Preview:
         """How the message will look for this profile."""
         raise ChannelNotImplemented(self.key, "preview")
+
+    def suggestions(self, ctx: ChannelContext) -> dict[str, list[Suggestion]]:
+        """Values to offer in the message editors, by template field (the provider's approved
+        templates, say); quick, from what the plugin keeps, without calling the provider."""
+        return {}
 
     def deliver(self, ctx: ChannelContext, batch: list[OutboundMessage]) -> list[DeliveryResult]:
         """Send a batch; one result per message, in any order, matched by ``delivery_id``."""

@@ -124,6 +124,30 @@ def use_recording_channel(tenant: str, provider_url: str, **config: str) -> None
         control.commit()
 
 
+def use_whatsapp_with_synced_templates(tenant: str) -> None:
+    """Enable WhatsApp (sandbox) for ``tenant``, as if its last template sync had found an approved
+    ``order_update`` and a paused ``spring_sale``."""
+    from core.db.engines import control_session
+    from core.plugin_api import plugin_data
+    from core.plugins import get_host
+    from core.tenancy.plugin_settings import set_enabled
+    from core.tenancy.tenants import get_tenant
+
+    with control_session() as control:
+        set_enabled(control, get_tenant(control, tenant), get_host(), "whatsapp", True, sandbox=True)
+        control.commit()
+    body = [{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}]
+    plugin_data(tenant, "whatsapp").put("templates", {"templates": [
+        {"name": "order_update", "language": "en_US", "category": "UTILITY", "status": "APPROVED", "components": body},
+        {"name": "spring_sale", "language": "en_US", "category": "MARKETING", "status": "PAUSED", "components": []},
+    ]})  # fmt: skip
+
+
+WHATSAPP_OFFERED = (
+    '<option value="order_update">en_US · UTILITY · Hi {{1}}, order {{2}} has shipped.</option>'
+)
+
+
 def launch_to_consenting(session: Any, tenant: str, channel: str, name: str, content: dict[str, Any]) -> int:
     """Launch campaign ``name`` (``content``: a MessageTemplate) to everyone consenting on ``channel``,
     as a marketer confirms it; its id. The sends are then due jobs (:func:`run_due_jobs`)."""

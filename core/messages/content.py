@@ -7,12 +7,20 @@ the channel does not have or needs.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import ValidationError
+from sqlmodel import Session
 
 from core.messages.personalization import MessageTemplate, TemplateInvalid, TemplateProblem, check_template
-from core.plugin_api import Channel
+from core.plugin_api import Channel, Suggestion
+from core.plugins import get_host
+from core.tenancy.errors import TenancyError
+from core.tenancy.models import Tenant
+from core.tenancy.plugin_settings import channel_context
+
+log = logging.getLogger(__name__)
 
 
 def check_content(channel: Channel, data: Any) -> MessageTemplate:
@@ -48,3 +56,17 @@ def fields_of(channel: Channel) -> list[tuple[str, bool, str]]:
         (name, info.is_required(), info.description or name.replace("_", " ").capitalize())
         for name, info in channel.Template.model_fields.items()
     ]
+
+
+def suggestions_of(control: Session, tenant: Tenant, channel: Channel) -> dict[str, list[Suggestion]]:
+    """What the channel offers the tenant's marketers for its template fields, by field; nothing when
+    it is not enabled or its plugin fails (the editors work without: every field can be typed)."""
+    try:
+        found = channel.suggestions(channel_context(control, tenant, get_host(), channel.key))
+    except TenancyError:
+        return {}
+    except Exception:  # a plugin's bug must not stop a marketer writing a message
+        log.exception("suggestions of channel %s failed for %s", channel.key, tenant.slug)
+        return {}
+    names = set(channel.Template.model_fields)
+    return {name: list(values) for name, values in found.items() if name in names and values}

@@ -40,7 +40,15 @@ from core.tenancy.plugin_settings import set_enabled
 from core.tenancy.tenants import get_tenant
 from tests.fakes.provider import FakeProvider
 from tests.plugins_host.packages import plugin_packages, recording_plugin
-from tests.support import PASSWORD, csrf_of, login, run_due_jobs, use_recording_channel
+from tests.support import (
+    PASSWORD,
+    WHATSAPP_OFFERED,
+    csrf_of,
+    login,
+    run_due_jobs,
+    use_recording_channel,
+    use_whatsapp_with_synced_templates,
+)
 
 __all__ = ["plugin_packages", "recording_plugin"]
 
@@ -188,6 +196,20 @@ def test_the_form_offers_the_channels_fields_and_follows_a_change_of_channel(sho
                                headers=HTMX)  # fmt: skip
     assert 'name="lang.1"' not in removed.text and 'name="lang.0" value="fr"' in removed.text
     assert 'name="fallback" value="0" checked' in removed.text
+
+
+def test_the_form_offers_what_the_channel_suggests_for_a_field(shop: Shop) -> None:
+    """WhatsApp's approved templates of the last sync are offered for the template name (any name
+    may still be typed); a paused one is not."""
+    use_whatsapp_with_synced_templates(TENANT)
+    typed = {**shop.form(channel="whatsapp"), "lang.0.template_name": "order_"}
+    page = shop.client.post(f"/t/{TENANT}/campaigns/editor", data=typed, headers=HTMX)
+    assert page.status_code == 200
+    assert '<input name="lang.0.template_name" list="suggested-template_name" value="order_"' in page.text
+    offered = re.search(r'<datalist id="suggested-template_name">(.*?)</datalist>', page.text)
+    assert offered is not None
+    assert offered.group(1) == WHATSAPP_OFFERED
+    assert 'name="lang.0.body_parameters" rows="3"' in page.text  # a field offered nothing stays as it was
 
 
 def test_a_syntax_error_is_shown_by_its_language_and_field_with_the_line_and_the_form_keeps_the_text(

@@ -39,7 +39,14 @@ from core.tenancy.members import put_member
 from core.tenancy.plugin_settings import set_enabled
 from core.tenancy.tenants import get_tenant
 from tests.plugins_host.packages import plugin_packages, recording_plugin
-from tests.support import PASSWORD, login, run_due_jobs, use_recording_channel
+from tests.support import (
+    PASSWORD,
+    WHATSAPP_OFFERED,
+    login,
+    run_due_jobs,
+    use_recording_channel,
+    use_whatsapp_with_synced_templates,
+)
 from web.journey_builder.flow import layout, problems_by_box
 from web.journey_builder.forms import new_step
 from web.journey_builder.graph import insert, reachable, remove, removed_with
@@ -459,6 +466,18 @@ def test_a_marketer_builds_a_journey_activates_it_and_follows_the_counts(shop: S
     assert "Journey “Welcome series” archived." in shop.client.get(answer.headers["location"]).text
     archived = b.open()
     assert "This journey is archived" in archived and "3 entered" in box(archived, "s1")
+
+
+def test_a_send_step_offers_what_the_channel_suggests_for_a_field(shop: Shop) -> None:
+    """WhatsApp's approved templates of the last sync are offered for the template name; a paused one is not."""
+    use_whatsapp_with_synced_templates(TENANT)
+    b = shop.create("Orders")
+    b.press("add|start|start|send")
+    b.press("refresh", channel="whatsapp")
+    assert '<input name="text.en.template_name" list="suggested-template_name" value=""' in b.html
+    offered = re.search(r'<datalist id="suggested-template_name">(.*?)</datalist>', b.html)
+    assert offered is not None and offered.group(1) == WHATSAPP_OFFERED
+    assert '<textarea name="text.en.body_parameters"' in b.html  # a field offered nothing stays as it was
 
 
 def test_a_viewer_sees_the_flow_but_cannot_change_it(shop: Shop) -> None:

@@ -25,7 +25,7 @@ from core.campaigns.models import Campaign
 from core.db.base import utcnow
 from core.db.engines import tenant_session
 from core.delivery.models import Delivery
-from core.messages.content import fields_of
+from core.messages.content import fields_of, suggestions_of
 from core.messages.personalization import MissingValue, TemplateInvalid
 from core.plugins import get_host
 from core.profiles.models import Profile
@@ -128,6 +128,7 @@ def _form_context(
         request, session, principal, section="campaigns", form=form, campaign=campaign, base=base,
         problems=problems or Problems(), segments=segments, labels=labels,
         fields=fields_of(channel) if channel else [], zone=principal.tenant.timezone,
+        suggestions=suggestions_of(session, principal.tenant, channel) if channel else {},
         save_url=f"{base}/{campaign.id}/edit" if campaign else f"{base}/new",
     )  # fmt: skip
 

@@ -33,6 +33,7 @@ from core.db.engines import tenant_session
 from core.journeys import service
 from core.journeys.models import Journey, JourneyStatus
 from core.journeys.service import DefinitionInvalid, JourneyIn, JourneyNotFound, JourneyRefused
+from core.messages.content import suggestions_of
 from core.reporting.report import as_csv, journey_csv_rows, report, step_reports
 from core.segments.service import TenantScope, tenant_scope
 from core.tenancy.roles import Permission
@@ -184,6 +185,8 @@ def _workspace_context(
     reports = step_reports(tenant_db, journey.id, principal.tenant.timezone) if live else {}
     by_box = problems_by_box(draft.problems)
     panel = _panel(draft, options, by_box)
+    if panel and panel.get("type") == "send" and (channel := scope.channels.get(panel["channel"])):
+        panel["suggestions"] = suggestions_of(session, principal.tenant, channel)
     base = _base(principal)
     condition = None
     if panel and panel.get("type") == "branch":

@@ -20,6 +20,7 @@ from core.plugin_api import (
     Preview,
     Problem,
     ProfileSnapshot,
+    Suggestion,
     WebhookRequest,
     WebhookResponse,
 )
@@ -96,6 +97,10 @@ class WhatsAppChannel(Channel):
         found = templates.current(ctx)
         why = templates.refusal(found, template.template_name or "", template.language)
         return [Problem("template_name", why)] if why else []
+
+    def suggestions(self, ctx: ChannelContext) -> dict[str, list[Suggestion]]:
+        """The approved templates of the last sync, for the editors' template name and language."""
+        return templates.approved_choices(ctx.tenant)
 
     def render_preview(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> Preview:
         """What will be sent: the template's name and parameters, or the free-form text or media."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from core.plugin_api import ChannelContext, channel_context, plugin_data
+from core.plugin_api import ChannelContext, Suggestion, channel_context, plugin_data
 from tessera_whatsapp.config import WhatsAppConfig
 from tessera_whatsapp.sending import base_url, client_for
 
@@ -195,6 +195,25 @@ def button_url_bases(template: dict[str, Any]) -> dict[int, str]:
         if str(button.get("type", "")).upper() == "URL" and url.endswith("{{1}}"):
             bases[index] = url.removesuffix("{{1}}")
     return bases
+
+
+def approved_choices(tenant: str) -> dict[str, list[Suggestion]]:
+    """The synced approved templates as the message editors offer them: names (with their languages,
+    category and body) and languages. Read from the last sync: the editor never waits for Meta."""
+    approved = [
+        t for t in (store_for(tenant).get(KEY) or {}).get("templates") or [] if t.get("status") == "APPROVED"
+    ]
+    languages: dict[str, list[str]] = {}
+    for template in approved:
+        languages.setdefault(str(template.get("name")), []).append(str(template.get("language")))
+    names = []
+    for name, codes in sorted(languages.items()):
+        first = next(t for t in approved if str(t.get("name")) == name)
+        body = str(_part(first, "BODY").get("text") or "")
+        body = body if len(body) <= 60 else body[:59] + "…"
+        names.append(Suggestion(name, f"{', '.join(sorted(codes))} · {first.get('category')} · {body}"))
+    codes = sorted({code for found in languages.values() for code in found})
+    return {"template_name": names, "language": [Suggestion(code, code) for code in codes]} if names else {}
 
 
 def render_panel(tenant: str, context: dict[str, Any]) -> str:

@@ -147,6 +147,22 @@ def test_settings_panel_lists_templates_escaped(fake: Fake) -> None:
     )
 
 
+def test_the_editors_are_offered_the_approved_templates_of_the_last_sync(fake: Fake) -> None:
+    """Names with their languages, category and body, and the languages; never a paused or rejected one."""
+    state, url = fake
+    ctx = context(url)
+    assert WhatsAppChannel().suggestions(ctx) == {}  # nothing synced yet: nothing offered, Meta not called
+    assert state.template_pages_served == 0
+    state.templates += [FakeTemplate("order_update", "fr"), FakeTemplate("c_d", "de", status="REJECTED")]
+    templates.sync_templates(ctx)
+    offered = WhatsAppChannel().suggestions(ctx)
+    names = {s.value: s.label for s in offered["template_name"]}
+    approved = sorted({t.name for t in state.templates if t.status == "APPROVED"})
+    assert sorted(names) == approved and "spring_sale" not in names and "c_d" not in names
+    assert names["order_update"] == "en_US, fr · UTILITY · Hi {{1}}, order {{2}} has shipped."
+    assert [s.value for s in offered["language"]] == ["en_US", "fr"]
+
+
 @pytest.mark.parametrize(
     ("button", "sent"),
     [
