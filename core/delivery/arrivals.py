@@ -21,6 +21,7 @@ answered in 20 ms go at ``limit / 1.02`` a second at most. Starts are also space
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 from core.delivery.rates import redis_script
 from core.settings import get_settings
 
+log = logging.getLogger(__name__)
 # A thread reaching its start later than this (held up) asks again: its place only counts for the
 # longest call plus this, and a call arriving after its place stopped counting could break the limit.
 HELD_UP = 10.0
@@ -134,4 +136,13 @@ def within_limit(key: str, limit: int, longest: float) -> Iterator[float]:
     try:
         yield start
     finally:
-        _end(key, call)
+        try:
+            _end(key, call)
+        except Exception:  # the call was made: its place counts until it lapses, which only costs room
+            log.warning(
+                "could not end place %s of %s; it counts for %.0f s more at most",
+                call,
+                key,
+                hold,
+                exc_info=True,
+            )

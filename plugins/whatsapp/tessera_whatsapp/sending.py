@@ -130,17 +130,18 @@ def deliver_batch(
             return _failed(message, "invalid_content", str(exc), False, None)
         if prepare is not None:
             template = prepare(template)
-        body = message_body(message.address, template)  # before the slot: after it, only the call
+        body = message_body(message.address, template)  # before its place: once placed, only the call
         try:
             wait = claim(f"{number}:{message.address}", PAIR_SECONDS)
             if wait > 0:
                 detail = f"Sent to this customer less than {PAIR_SECONDS:g} s ago (Meta's pair rate limit)."
                 return _failed(message, "pair_rate_limited", detail, True, wait)
             with within_limit(number, limit, LONGEST_CALL):
-                response = post_json(address, body, headers)
-        except Unreachable as exc:  # timeouts, refused connections: Meta may be fine a moment later
-            return _failed(message, "network_error", f"Meta cannot be reached ({exc}).", True, None)
-        except Exception as exc:  # noqa: BLE001 - Redis busy or down: this message waits, the batch goes on
+                try:
+                    response = post_json(address, body, headers)
+                except Unreachable as exc:  # timeouts, refused connections: Meta may be fine a moment later
+                    return _failed(message, "network_error", f"Meta cannot be reached ({exc}).", True, None)
+        except Exception as exc:  # noqa: BLE001 - Redis busy or down before the call: this message waits
             # Never raise from here: the core would retry the whole batch, sending its sent messages
             # twice (Meta has no idempotency key).
             return _failed(message, "pacing_unavailable", f"{type(exc).__name__}: {exc}", True, None)

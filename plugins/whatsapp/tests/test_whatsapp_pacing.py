@@ -15,6 +15,7 @@ from tessera_whatsapp.sandbox import FakeWhatsApp
 from test_whatsapp_sending import ORDER, context, message
 
 import core.plugin_api
+from core.delivery import arrivals
 from core.plugin_api import DeliveryStatus
 
 Fake = tuple[FakeWhatsApp, str]
@@ -30,6 +31,28 @@ def test_sends_never_arrive_faster_than_the_numbers_limit(fake: Fake) -> None:
     assert [r.status for r in results] == [DeliveryStatus.sent] * 12
     assert state.max_per_second() <= 5 and state.rate_limited == 0
     assert max(state.request_times) - min(state.request_times) >= (12 - 5) / 5
+
+
+def test_a_send_made_is_sent_even_when_its_place_cannot_be_ended(
+    fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis gone right after the call: the message went, so it is ``sent``; a retryable failure would
+    send it twice. Redis gone before the call: nothing went, the message waits (retryable)."""
+
+    def redis_gone(*args: Any) -> None:
+        raise ConnectionError("Redis is gone")
+
+    monkeypatch.setattr(arrivals, "_end", redis_gone)
+    (sent,) = WhatsAppChannel().deliver(context(fake[1]), [message(ORDER, 1)])
+    assert sent.status == DeliveryStatus.sent and len(fake[0].sent) == 1
+    monkeypatch.setattr(arrivals, "_admit", redis_gone)
+    (waiting,) = WhatsAppChannel().deliver(context(fake[1]), [message(ORDER, 2, to="4915112345678")])
+    assert (waiting.status, waiting.reason_code, waiting.retryable) == (
+        DeliveryStatus.failed,
+        "pacing_unavailable",
+        True,
+    )
+    assert len(fake[0].sent) == 1
 
 
 def test_enough_threads_for_high_limits() -> None:
