@@ -169,7 +169,8 @@ _local_claims_lock = threading.Lock()
 
 def claim(key: str, every_seconds: float) -> float:
     """Claim ``key`` if its last claim is at least ``every_seconds`` old: 0.0; else the seconds
-    until it may be claimed (and nothing is claimed). Shared like :func:`within_limit`."""
+    until it may be claimed (and nothing is claimed). Shared by every worker process through Redis
+    (on the embedded default, by this process's threads)."""
     url = get_settings().redis_url if get_settings().uses_redis else None
     if url is None:
         with _local_claims_lock:

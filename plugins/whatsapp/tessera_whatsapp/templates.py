@@ -200,20 +200,20 @@ def button_url_bases(template: dict[str, Any]) -> dict[int, str]:
 def approved_choices(tenant: str) -> dict[str, list[Suggestion]]:
     """The synced approved templates as the message editors offer them: names (with their languages,
     category and body) and languages. Read from the last sync: the editor never waits for Meta."""
-    approved = [
-        t for t in (store_for(tenant).get(KEY) or {}).get("templates") or [] if t.get("status") == "APPROVED"
-    ]
-    languages: dict[str, list[str]] = {}
-    for template in approved:
-        languages.setdefault(str(template.get("name")), []).append(str(template.get("language")))
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for template in (store_for(tenant).get(KEY) or {}).get("templates") or []:
+        if template.get("status") == "APPROVED":
+            by_name.setdefault(str(template.get("name")), []).append(template)
+    if not by_name:
+        return {}
     names = []
-    for name, codes in sorted(languages.items()):
-        first = next(t for t in approved if str(t.get("name")) == name)
-        body = str(_part(first, "BODY").get("text") or "")
+    for name, found in sorted(by_name.items()):
+        codes = ", ".join(sorted(str(t.get("language")) for t in found))
+        body = str(_part(found[0], "BODY").get("text") or "")
         body = body if len(body) <= 60 else body[:59] + "…"
-        names.append(Suggestion(name, f"{', '.join(sorted(codes))} · {first.get('category')} · {body}"))
-    codes = sorted({code for found in languages.values() for code in found})
-    return {"template_name": names, "language": [Suggestion(code, code) for code in codes]} if names else {}
+        names.append(Suggestion(name, f"{codes} · {found[0].get('category')} · {body}"))
+    codes = sorted({str(t.get("language")) for found in by_name.values() for t in found})
+    return {"template_name": names, "language": [Suggestion(code, code) for code in codes]}
 
 
 def render_panel(tenant: str, context: dict[str, Any]) -> str:
