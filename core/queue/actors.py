@@ -18,7 +18,7 @@ from core.plugin_api import DeliveryError
 from core.plugins import get_host
 from core.queue.broker import setup_broker
 from core.queue.models import Job, JobStatus
-from core.queue.outbox import COALESCE_PREFIX, backoff
+from core.queue.outbox import COALESCE_PREFIX, RESEND_AFTER, backoff
 from core.settings import get_settings
 from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.tenants import get_tenant
@@ -72,7 +72,8 @@ def _claim(session: Session, job_id: int) -> Job | None:
     result = session.exec(
         update(Job)
         .where(col(Job.id) == job_id, claimable)
-        .values(status=JobStatus.running, lease_until=lease, attempts=Job.attempts + 1)
+        # Taken: no message of it needs sending again, unless its lease runs out (the sweeper then does).
+        .values(status=JobStatus.running, lease_until=lease, attempts=Job.attempts + 1, resend_at=None)
     )
     session.commit()
     if result.rowcount != 1:
@@ -141,6 +142,7 @@ def execute_job(tenant_slug: str, job_id: int) -> JobStatus | None:
                 job.status = JobStatus.pending
                 job.due_at = utcnow() + backoff(job.attempts, retry_after)
                 job.enqueued_at = utcnow()
+                job.resend_at = job.due_at + RESEND_AFTER
                 log.warning("job %s/%s failed, retrying at %s: %s", tenant_slug, job_id, job.due_at, exc)
             else:
                 job.status = JobStatus.failed

@@ -33,7 +33,9 @@ class Job(TenantModel, table=True):
     attempts: int = 0
     max_attempts: int = 8
     lease_until: datetime | None = None
-    enqueued_at: datetime | None = None
+    enqueued_at: datetime | None = None  # when its message was last sent
+    # When the sweeper sends its message again if it has still not run (lost, or a long queue).
+    resend_at: datetime | None = Field(default=None, index=True)
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None

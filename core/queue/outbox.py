@@ -22,6 +22,11 @@ from core.db.locks import transaction_lock
 from core.queue.models import Job, JobStatus
 
 _PENDING_KEY = "tessera_jobs_to_send"
+# A job not taken this long after it was due (or its message was sent again) may have lost its
+# message: the sweeper sends another. The wait between two such sends grows with the time the job
+# has waited, up to the cap: a long queue in front of it (a paced campaign) is not a loss.
+RESEND_AFTER = timedelta(seconds=30)
+MAX_RESEND_INTERVAL = timedelta(minutes=15)
 COALESCE_PREFIX = "coalesce:"
 JOB_TABLE = Job.__table__  # type: ignore[attr-defined]
 
@@ -44,13 +49,15 @@ def add_job(
         existing = session.exec(select(Job).where(Job.idempotency_key == idempotency_key)).first()
         if existing is not None:
             return existing
+    now = utcnow()
     job = Job(
         kind=kind,
         payload=payload or {},
-        due_at=due_at or utcnow(),
+        due_at=due_at or now,
         idempotency_key=idempotency_key,
         max_attempts=max_attempts,
-        enqueued_at=utcnow(),
+        enqueued_at=now,
+        resend_at=max(due_at or now, now) + RESEND_AFTER,
     )
     try:
         with session.begin_nested():
@@ -78,7 +85,7 @@ def ensure_job(
     statement = (
         dialect.insert(JOB_TABLE)
         .values(kind=kind, payload=payload or {}, status=JobStatus.pending, idempotency_key=key, due_at=now,
-                attempts=0, max_attempts=8, enqueued_at=now, created_at=now)
+                attempts=0, max_attempts=8, enqueued_at=now, resend_at=now + RESEND_AFTER, created_at=now)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(JOB_TABLE.c.id)
     )  # fmt: skip
@@ -123,6 +130,14 @@ def _send_after_commit(session: Session) -> None:
 
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+
+
+def next_resend(due_at: datetime, now: datetime) -> datetime:
+    """When the sweeper next sends the message of a job due at ``due_at`` again, if it still has
+    not run: after as long again as it has waited since it was due (at least :data:`RESEND_AFTER`,
+    at most :data:`MAX_RESEND_INTERVAL`), so a job waiting behind a long queue is sent again a
+    few times, not every half minute."""
+    return now + max(RESEND_AFTER, min(now - due_at, MAX_RESEND_INTERVAL))
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> timedelta:

@@ -19,25 +19,25 @@ from core.db.base import utcnow
 from core.plugins import get_host
 from core.queue.actors import send_job
 from core.queue.models import Job, JobStatus
-from core.queue.outbox import add_job
+from core.queue.outbox import add_job, next_resend
 from core.settings import get_settings
 from core.tenancy.plugin_settings import enabled_plugins
 from core.tenancy.tenants import list_tenants
 
 log = logging.getLogger(__name__)
-REQUEUE_GRACE = timedelta(seconds=30)
 
 
-def sweep_tenant(tenant: str, database: str, grace: timedelta = REQUEUE_GRACE) -> int:
-    """Re-send the tenant's jobs that are due and unclaimed, or whose lease expired; how many."""
+def sweep_tenant(tenant: str, database: str) -> int:
+    """Re-send the messages of the tenant's jobs that are due and still unclaimed, or whose lease
+    expired, once their ``resend_at`` has come; how many."""
     now = utcnow()
-    stale = or_(col(Job.enqueued_at).is_(None), col(Job.enqueued_at) < now - grace)
-    lost = (col(Job.status) == JobStatus.pending) & (col(Job.due_at) <= now) & stale
+    lost = (col(Job.status) == JobStatus.pending) & (col(Job.due_at) <= now)
     abandoned = (col(Job.status) == JobStatus.running) & (col(Job.lease_until) < now)
+    come = or_(col(Job.resend_at).is_(None), col(Job.resend_at) <= now)
     with Session(engines.tenant_engine(database), expire_on_commit=False) as session:
-        jobs = list(session.exec(select(Job).where(or_(lost, abandoned)).limit(1000)))
+        jobs = list(session.exec(select(Job).where(or_(lost, abandoned), come).limit(1000)))
         for job in jobs:
-            job.enqueued_at = now
+            job.enqueued_at, job.resend_at = now, next_resend(job.due_at, now)
             session.add(job)
         session.commit()
     for job in jobs:
@@ -62,14 +62,14 @@ def schedule_periodic(
     return added
 
 
-def sweep_once(grace: timedelta = REQUEUE_GRACE) -> int:
+def sweep_once() -> int:
     """One pass over every tenant; the number of jobs re-sent."""
     with engines.control_session() as control:
         tenants = [(t.slug, t.database) for t in list_tenants(control)]
     total = 0
     for slug, database in tenants:
         try:
-            total += sweep_tenant(slug, database, grace)
+            total += sweep_tenant(slug, database)
         except Exception:  # one tenant's broken database must not stop the others
             log.exception("sweeping tenant %s failed", slug)
     return total

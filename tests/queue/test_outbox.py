@@ -24,7 +24,15 @@ from core.plugins import get_host
 from core.queue import actors
 from core.queue.broker import setup_broker
 from core.queue.models import Job, JobStatus
-from core.queue.outbox import add_job, ensure_job, job_counts, release_coalesced
+from core.queue.outbox import (
+    MAX_RESEND_INTERVAL,
+    RESEND_AFTER,
+    add_job,
+    ensure_job,
+    job_counts,
+    next_resend,
+    release_coalesced,
+)
 from core.queue.sweeper import sweep_once
 from core.tenancy.plugin_settings import set_enabled
 from core.tenancy.tenants import get_tenant
@@ -155,7 +163,7 @@ def test_a_rolled_back_job_sends_nothing_and_leaves_no_row(outbox: Outbox) -> No
         session.commit()  # a later commit of the same session must not send the forgotten job
     assert outbox.sent() == []
     assert job_counts(outbox.database)["pending"] == 0
-    outbox.update_all(enqueued_at=datetime.now(UTC) - timedelta(minutes=5))
+    outbox.update_all(resend_at=datetime.now(UTC) - timedelta(minutes=5))
     assert sweep_once() == 0  # nothing for the sweeper to find either
 
 
@@ -274,19 +282,35 @@ def test_the_sweeper_resends_a_due_job_whose_message_was_lost(outbox: Outbox) ->
     outbox.sent()  # the message is lost
     assert sweep_once() == 0  # recently enqueued: its message may still be on its way
     assert outbox.sent() == []
-    old = datetime.now(UTC) - timedelta(minutes=5)
-    outbox.update(job.id, enqueued_at=old)
+    outbox.update(job.id, resend_at=datetime.now(UTC) - timedelta(seconds=1))
     assert sweep_once() == 1
     assert outbox.sent() == [(actors.QUEUE, (TENANT, job.id))]
-    assert aware(outbox.job(job.id).enqueued_at) > old + timedelta(minutes=4)  # not re-sent every pass
+    assert aware(outbox.job(job.id).resend_at) > datetime.now(UTC) + timedelta(seconds=25)  # not every pass
     assert sweep_once() == 0
     assert run(job) == JobStatus.done
     assert sweep_once() == 0 and outbox.probe.calls == [{}]
 
 
+def test_a_job_waiting_behind_a_long_queue_is_sent_again_less_and_less_often(outbox: Outbox) -> None:
+    """Sent again after as long again as it has waited since it was due: 30 s, 1, 2, 4 min... at
+    most every 15 min. A paced campaign's send jobs wait minutes for their turn; sent again every
+    30 s, each would put a message in the queue twice a minute for nothing."""
+    now = datetime.now(UTC)
+    assert next_resend(now, now) == now + RESEND_AFTER
+    assert next_resend(now - timedelta(minutes=2), now) == now + timedelta(minutes=2)
+    assert next_resend(now - timedelta(hours=3), now) == now + MAX_RESEND_INTERVAL
+    job = outbox.add()
+    outbox.sent()
+    outbox.update(job.id, due_at=now - timedelta(minutes=4), resend_at=now - timedelta(seconds=1))
+    assert sweep_once() == 1 and outbox.sent() == [(actors.QUEUE, (TENANT, job.id))]
+    again = aware(outbox.job(job.id).resend_at) - datetime.now(UTC)
+    assert timedelta(minutes=3, seconds=55) < again <= timedelta(minutes=4, seconds=1)
+    assert sweep_once() == 0
+
+
 def test_the_sweeper_does_not_resend_a_job_that_is_not_due(outbox: Outbox) -> None:
     job = outbox.add(due_at=datetime.now(UTC) + timedelta(hours=1))
-    outbox.update(job.id, enqueued_at=datetime.now(UTC) - timedelta(hours=1))
+    outbox.update(job.id, resend_at=datetime.now(UTC) - timedelta(hours=1))
     outbox.sent()
     assert sweep_once() == 0 and outbox.sent() == []
 
@@ -294,8 +318,8 @@ def test_the_sweeper_does_not_resend_a_job_that_is_not_due(outbox: Outbox) -> No
 def test_the_sweeper_resends_a_running_job_whose_lease_expired(outbox: Outbox) -> None:
     job = outbox.add()
     outbox.sent()
-    # A worker claimed it, then died: the row says running, with a lease.
-    outbox.update(job.id, status=JobStatus.running, attempts=1,
+    # A worker claimed it, then died: the row says running, with a lease (and, taken, no resend_at).
+    outbox.update(job.id, status=JobStatus.running, attempts=1, resend_at=None,
                   lease_until=datetime.now(UTC) + timedelta(minutes=5))  # fmt: skip
     assert sweep_once() == 0  # the lease still holds: the worker may be alive
     assert run(job) is None  # and nobody else may take it
@@ -323,7 +347,7 @@ def test_a_job_running_longer_than_its_lease_keeps_it_and_runs_once(outbox: Outb
 
         outbox.probe.calls.append(payload)
         time.sleep(2.5)  # well past the 1 s lease
-        seen_during_run.append((sweep_once(grace=timedelta(0)), actors.execute_job(TENANT, job.id or 0)))
+        seen_during_run.append((sweep_once(), actors.execute_job(TENANT, job.id or 0)))
 
     get_host().jobs[KIND] = type(get_host().jobs[KIND])("probe", JobType(key=KIND, handler=slow))
     assert run(job) == JobStatus.done
