@@ -29,6 +29,8 @@ from core.passes.contract import (
 )
 
 if TYPE_CHECKING:
+    from fastapi.telemetry import TelemetryConfig
+
     from core.passes.barcodes import CODE128_HEIGHT, BarcodeMatrix, barcode_image, barcode_matrix, barcode_svg
     from core.passes.drawing import draw_text, fit_text, preview_font
 
@@ -69,6 +71,9 @@ def __getattr__(name: str) -> Any:
 
 PROJECT = "tessera"
 hookimpl = pluggy.HookimplMarker(PROJECT)
+# ``FastAPI(telemetry=NO_TELEMETRY)``: a sandbox app (a fake provider) has nothing to trace, and
+# FastAPI's native OpenTelemetry costs every request about 40 µs even with nothing exporting it.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 # --- errors: their type says what the core does next ---------------------------------------------

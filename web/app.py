@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from core import __version__
+from core.plugin_api import NO_TELEMETRY
 from core.queue.broker import setup_broker
 from core.settings import get_settings
 from web.errors import install_error_handlers
@@ -57,7 +58,8 @@ def create_app() -> FastAPI:
     """Tessera's web app: pages, JSON API, health, sandboxes, webhooks and plugin routers."""
     config = get_settings()
     setup_broker()
-    app = FastAPI(title="Tessera", version=__version__, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="Tessera", version=__version__, docs_url="/docs", redoc_url=None,
+                  telemetry=None if config.opentelemetry else NO_TELEMETRY)  # fmt: skip
     app.state.templates = build_templates()
     app.add_middleware(
         SessionMiddleware, secret_key=config.resolved_secret_key(), session_cookie="tessera_session",

@@ -33,6 +33,7 @@ from tessera_google_auth.fake import (
     token_response,
 )
 
+from core.plugin_api import NO_TELEMETRY
 from tessera_push_fcm import testkeys
 from tessera_push_fcm.schema import discovery, schema_problems
 
@@ -214,7 +215,8 @@ def create_sandbox_app(*, trusted_keys: dict[str, str] | None = None) -> FastAPI
     """
     if trusted_keys is None:
         trusted_keys = {testkeys.CLIENT_EMAIL: testkeys.public_key_pem()}
-    app = FastAPI(title="Tessera sandbox: FCM HTTP v1", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Tessera sandbox: FCM HTTP v1", docs_url=None, redoc_url=None, openapi_url=None,
+                  telemetry=NO_TELEMETRY)  # fmt: skip
     state = app.state.fcm = FakeFcm(trusted=dict(trusted_keys))
 
     @app.post("/token")

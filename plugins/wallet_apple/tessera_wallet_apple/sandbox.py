@@ -33,6 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.plugin_api import NO_TELEMETRY
 from tessera_wallet_apple.apns import DEVICE_TOKEN
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
@@ -173,7 +174,8 @@ def create_sandbox_app(*, tls_client_auth: bool = False) -> FastAPI:
     value has its own state. With it, the caller must serve the app only behind TLS that requires a
     client certificate: the app itself cannot check one and accepts every call.
     """
-    app = FastAPI(title="Tessera sandbox: APNs for Wallet", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Tessera sandbox: APNs for Wallet", docs_url=None, redoc_url=None, openapi_url=None,
+                  telemetry=NO_TELEMETRY)  # fmt: skip
     state = app.state.apns = SandboxState()
 
     def devices_for(request: Request) -> FakeDevices | None:

@@ -46,6 +46,7 @@ from tessera_google_auth.fake import (
     token_response,
 )
 
+from core.plugin_api import NO_TELEMETRY
 from tessera_wallet_google import testkeys
 from tessera_wallet_google.callbacks import KEYS_PATH
 from tessera_wallet_google.objects import COLLECTIONS, PAYLOAD_KEYS, SCHEMAS, Kind
@@ -644,7 +645,8 @@ def create_sandbox_app(*, trusted_keys: dict[str, str] | None = None) -> FastAPI
         account = testkeys.test_service_account()
         trusted_keys = {account["client_email"]: testkeys.service_account_public_key_pem()}
     keys = dict(trusted_keys)
-    app = FastAPI(title="Tessera sandbox: Google Wallet", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Tessera sandbox: Google Wallet", docs_url=None, redoc_url=None, openapi_url=None,
+                  telemetry=NO_TELEMETRY)  # fmt: skip
     state = app.state.google = FakeGoogle()
 
     async def scripted(path: str, is_token_call: bool) -> Response | None:

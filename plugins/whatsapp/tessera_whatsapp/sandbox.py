@@ -31,6 +31,8 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from core.plugin_api import NO_TELEMETRY
+
 SANDBOX_PHONE_NUMBER_ID = "106540352242922"
 SANDBOX_WABA_ID = "102290129340398"
 SANDBOX_TOKEN = "EAAG-sandbox-token"
@@ -341,7 +343,11 @@ class FakeWhatsApp:
 
     def _build(self) -> FastAPI:
         app = FastAPI(
-            title="Tessera sandbox: WhatsApp Cloud API", docs_url=None, redoc_url=None, openapi_url=None
+            title="Tessera sandbox: WhatsApp Cloud API",
+            docs_url=None,
+            redoc_url=None,
+            openapi_url=None,
+            telemetry=NO_TELEMETRY,
         )
 
         @app.get("/_sandbox/state")
