@@ -80,7 +80,8 @@ class WhatsAppChannel(Channel):
     )  # fmt: skip
 
     def validate(self, ctx: ChannelContext, template: BaseModel, profile: ProfileSnapshot) -> list[Problem]:
-        """Free-form kinds only inside the 24-hour window (else suppressed); templates only if approved."""
+        """Free-form kinds only inside the 24-hour window (else suppressed); templates only if approved,
+        with the parameters the synced template takes."""
         assert isinstance(template, WhatsAppTemplate)
         if template.kind == "text" or template.kind in MEDIA_KINDS:
             last = profile.last_inbound_at
@@ -94,9 +95,15 @@ class WhatsAppChannel(Channel):
             return []
         if not isinstance(ctx.config, WhatsAppConfig):
             return [Problem("config", "WhatsApp is not configured for this tenant: fill in its settings.")]
-        found = templates.current(ctx)
-        why = templates.refusal(found, template.template_name or "", template.language)
-        return [Problem("template_name", why)] if why else []
+        record = templates.current(ctx)
+        why = templates.refusal(record, template.template_name or "", template.language)
+        if why:
+            return [Problem("template_name", why)]
+        found = templates.find(record, template.template_name or "", template.language)
+        if found is None:  # no list could be synced: Meta's answer to the send decides
+            return []
+        given = templates.parameter_problems(found, len(template.body_parameters), bool(template.header_text))
+        return [Problem(name, message) for name, message in given.items()]
 
     def suggestions(self, ctx: ChannelContext) -> dict[str, list[Suggestion]]:
         """The approved templates of the last sync, for the editors' template name and language."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -180,6 +181,35 @@ def refusal(record: dict[str, Any], name: str, language: str) -> str | None:
     else:
         why = f"Template {name!r} in {language} is {found.get('status')} at Meta, not APPROVED"
     return f"{why}. Approved templates: {some}."
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+
+
+def parameter_problems(found: dict[str, Any], body_given: int, header_given: bool) -> dict[str, str]:
+    """What the synced template ``found`` says of the parameters given, by field: its body takes one
+    per ``{{n}}`` placeholder, its text header one when it has ``{{1}}``. Meta refuses a mismatch
+    (132000) at the send; said here, a marketer sees it in the review instead."""
+    problems = {}
+    body = _PLACEHOLDER.findall(str(_part(found, "BODY").get("text") or ""))
+    if len(set(body)) != body_given:
+        problems["body_parameters"] = (
+            f"Template {found.get('name')!r} in {found.get('language')} takes {len(set(body))} body "
+            f"parameter(s), one per line; {body_given} given."
+        )
+    header = _part(found, "HEADER")
+    wants_header = str(header.get("format", "TEXT")).upper() == "TEXT" and bool(
+        _PLACEHOLDER.search(str(header.get("text") or ""))
+    )
+    if wants_header and not header_given:
+        problems["header_text"] = (
+            f"Template {found.get('name')!r} has a header parameter ({{{{1}}}}): fill it in."
+        )
+    elif header_given and not wants_header:
+        problems["header_text"] = (
+            f"Template {found.get('name')!r} has no header parameter: leave the header text empty."
+        )
+    return problems
 
 
 def _part(template: dict[str, Any], kind: str) -> dict[str, Any]:

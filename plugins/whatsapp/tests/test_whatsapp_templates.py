@@ -20,7 +20,7 @@ Stores = dict[str, MemoryStore]
 PUBLIC = "https://tessera.example"
 WALLET_LINK = f"{PUBLIC}/w/t/club_card/5f2c9a"
 TRACKED_LINK = f"{PUBLIC}/l/t/2s-0-Qm9vbXRvd24h"
-CLUB = FakeTemplate("club_welcome", "en_US", body_params=1, body_text="Welcome {{1}}! Your card: {{2}}",
+CLUB = FakeTemplate("club_welcome", "en_US", body_params=1, body_text="Welcome! Your card: {{1}}",
                     buttons=[{"type": "URL", "text": "Add to wallet", "url": f"{PUBLIC}/{{{{1}}}}"},
                              {"type": "URL", "text": "Shop", "url": "https://shop.example/{{1}}"}])  # fmt: skip
 
@@ -48,12 +48,41 @@ def test_free_form_outside_the_window_is_suppressed(fake: Fake) -> None:
 def test_approved_templates_pass_others_are_refused_with_the_status(fake: Fake) -> None:
     """Templates may go outside the window when approved; paused or unknown ones are refused (not suppressed)."""
     ctx = context(fake[1])
-    assert validate(ctx, {"template_name": "order_update"}) == []
+    assert validate(ctx, {"template_name": "order_update", "body_parameters": ["Ann", "A-1"]}) == []
     (paused,) = validate(ctx, {"template_name": "spring_sale"})
     assert not paused.suppress and paused.field == "template_name"
     assert "PAUSED" in paused.message and "hello_world (en_US)" in paused.message
     (unknown,) = validate(ctx, {"template_name": "hello_world", "language": "fr"})
     assert "does not exist" in unknown.message and "order_update (en_US)" in unknown.message
+
+
+def test_parameters_are_checked_against_the_synced_template(fake: Fake) -> None:
+    """One body parameter per {{n}} of the approved body, the header's {{1}} filled: said before the send,
+    by field, where Meta would refuse the message (132000)."""
+    state, url = fake
+    state.templates.append(
+        FakeTemplate("shipped", "en_US", body_params=2, body_text="Hi {{1}}, {{2}} and {{1}}.")
+    )
+    state.templates[-1].components = lambda: [  # type: ignore[method-assign]
+        {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+        {"type": "BODY", "text": "Hi {{1}}, {{2}} and {{1}}."},
+    ]
+    ctx = context(url)
+    problems = {
+        p.field: p.message for p in validate(ctx, {"template_name": "shipped", "body_parameters": ["Ann"]})
+    }
+    assert problems == {
+        "body_parameters": "Template 'shipped' in en_US takes 2 body parameter(s), one per line; 1 given.",
+        "header_text": "Template 'shipped' has a header parameter ({{1}}): fill it in.",
+    }
+    fine = {"template_name": "shipped", "body_parameters": ["Ann", "A-1"], "header_text": "A-1"}
+    assert validate(ctx, fine) == []
+    (fixed,) = validate(
+        ctx, {"template_name": "order_update", "body_parameters": ["Ann", "A-1"], "header_text": "x"}
+    )
+    assert (
+        fixed.field == "header_text" and "no header parameter: leave the header text empty" in fixed.message
+    )
 
 
 def test_sync_follows_paging_and_stores_everything(
