@@ -185,8 +185,16 @@ def _plan(
 
 
 def confirmation(session: Session, tenant: Tenant, scope: TenantScope, campaign: Campaign) -> PlanSummary:
-    """What a launch now would do: audience size, reach after suppressions, missing values."""
-    return summarize(_plan(session, tenant, scope, campaign))
+    """What a launch now would do: audience size, reach after suppressions, missing values.
+
+    Planned a chunk of the audience at a time, as the launch writes it: a million members' data
+    never sits in the web process at once."""
+    members, summary = audience(session, scope, campaign), PlanSummary()
+    for start in range(0, len(members), LAUNCH_CHUNK):
+        summarize(
+            _plan(session, tenant, scope, campaign, members[start : start + LAUNCH_CHUNK]), into=summary
+        )
+    return summary
 
 
 @dataclass(frozen=True)

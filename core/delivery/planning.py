@@ -85,11 +85,14 @@ def plan(
     return planned
 
 
-def summarize(planned: list[Planned], listed: int = 50) -> PlanSummary:
-    """Counts by fate; for each missing variable, up to ``listed`` of the profiles lacking it."""
-    summary = PlanSummary(targeted=len(planned))
-    suppressed: Counter[str] = Counter()
-    missing: defaultdict[str, list[str]] = defaultdict(list)
+def summarize(planned: list[Planned], listed: int = 50, into: PlanSummary | None = None) -> PlanSummary:
+    """Counts by fate; for each missing variable, up to ``listed`` of the profiles lacking it.
+    With ``into``, the figures of an earlier part of the same plan are added to (a plan summed a
+    chunk at a time)."""
+    summary = into if into is not None else PlanSummary()
+    summary.targeted += len(planned)
+    suppressed: Counter[str] = Counter(summary.suppressed)
+    missing: defaultdict[str, list[str]] = defaultdict(list, summary.missing)
     for item in planned:
         if item.missing:
             suppressed[MISSING_VALUE] += 1

@@ -13,6 +13,7 @@ from core.campaigns import service as campaigns
 from core.campaigns.models import CampaignStatus
 from core.db.base import utcnow
 from core.delivery.models import Delivery, DeliveryState
+from core.delivery.planning import PlanSummary
 from core.delivery.policy_store import save_policy
 from core.messages.personalization import TemplateInvalid
 from core.messages.policy import Cap, Policy, QuietHours
@@ -85,6 +86,35 @@ def test_consent_address_and_caps_suppress_with_their_reason_and_the_confirmatio
     ]
     found = report(shop.session, campaign_id=second.id)
     assert found.suppressed == {"frequency_cap": 2, "no_consent": 1} and found.sent == 0
+
+
+def test_the_confirmation_sums_the_same_a_chunk_at_a_time(shop, monkeypatch) -> None:
+    """Planned a chunk of the audience at a time (a large audience never sits in memory whole), it
+    counts every fate and lists the profiles lacking a value as one pass over everyone would."""
+    shop.customers(3)
+    no_consent = shop.customers(1, consent=False)  # the first of the three withdraws
+    from core.ingest.service import accept
+    from core.profiles.jobs import process_events
+
+    nameless = [{"type": "identify", "userId": f"n{i}", "traits": {"email": f"n{i}@example.com",
+                 "consent": {CHANNEL: True}}} for i in range(3)]  # fmt: skip
+    accept(shop.session, "shop", nameless)
+    process_events("shop", {})
+    campaign = _campaign(shop)
+    whole = campaigns.confirmation(shop.session, shop.tenant, shop.scope(), campaign)
+    monkeypatch.setattr(campaigns, "LAUNCH_CHUNK", 2)
+    chunked = campaigns.confirmation(shop.session, shop.tenant, shop.scope(), campaign)
+    assert figures(chunked) == figures(whole)
+    assert (whole.targeted, whole.to_send) == (6, 2)
+    assert whole.suppressed == {"missing_value": 3, "no_consent": 1}
+    lacking = whole.missing["traits.first_name"]
+    assert len(lacking) == 3 and not set(no_consent) & set(lacking)
+
+
+def figures(summary: PlanSummary) -> tuple:
+    """A confirmation's figures; the profiles listed as lacking a value in any order."""
+    missing = {name: sorted(ids) for name, ids in summary.missing.items()}
+    return summary.targeted, summary.to_send, summary.deferred, summary.suppressed, missing
 
 
 def test_quiet_hours_defer_a_send_and_never_drop_it(shop) -> None:
