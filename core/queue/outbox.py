@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import event, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from core.db.base import utcnow
@@ -118,18 +119,26 @@ def _send_on_commit(session: Session, tenant: str, job: Job) -> None:
     session.info.setdefault(_PENDING_KEY, []).append((tenant, job))
     if not event.contains(session, "after_commit", _send_after_commit):
         event.listen(session, "after_commit", _send_after_commit)
-        event.listen(session, "after_rollback", _forget_after_rollback)
+        event.listen(session, "after_transaction_end", _forget_at_the_end)
 
 
 def _send_after_commit(session: Session) -> None:
+    # A savepoint's release (add_job's own, for one) fires after_commit too, but its rows are only
+    # visible to a worker once the outermost transaction commits: sent earlier, a message could
+    # find no job, and the job would wait for the sweeper.
+    if session.in_nested_transaction():
+        return
     from core.queue.actors import send_job  # late: actors need the broker set up first
 
     for tenant, job in session.info.pop(_PENDING_KEY, []):
         send_job(tenant, job.id, job.due_at, job.kind)
 
 
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+def _forget_at_the_end(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended: committed (its jobs were sent above) or rolled back (they
+    # never existed). A savepoint rolled back forgets nothing: the jobs before it still commit.
+    if transaction.parent is None:
+        session.info.pop(_PENDING_KEY, None)
 
 
 def next_resend(due_at: datetime, now: datetime) -> datetime:

@@ -155,6 +155,23 @@ def test_the_message_is_sent_only_after_the_commit(outbox: Outbox) -> None:
 @pytest.mark.parametrize(
     "outbox", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
+def test_jobs_added_together_are_all_sent_only_after_the_outermost_commit(outbox: Outbox) -> None:
+    """Each add_job releases a savepoint, which SQLAlchemy reports as a commit; a message sent then
+    could reach a worker before the row is visible, find no job, and leave it to the sweeper."""
+    with outbox.session() as session:
+        jobs = [add_job(session, TENANT, KIND, {"n": n}) for n in range(3)]
+        with pytest.raises(RuntimeError), session.begin_nested():  # a savepoint of the caller's, undone
+            session.add(Job(kind="other.write"))
+            raise RuntimeError("undone")
+        assert outbox.sent() == []
+        session.commit()
+    # All three, the ones before the undone savepoint too, and only once the rows are there.
+    assert outbox.sent() == [(actors.QUEUE, (TENANT, job.id)) for job in jobs]
+
+
+@pytest.mark.parametrize(
+    "outbox", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_a_rolled_back_job_sends_nothing_and_leaves_no_row(outbox: Outbox) -> None:
     with outbox.session() as session:
         add_job(session, TENANT, KIND, {"n": 1})  # the transaction's first write
