@@ -278,6 +278,7 @@ def _notes(plugin: Plugin, config: Config, measured: dict[str, Any]) -> list[str
     phases = ", ".join(f"{name} {ms:.0f} ms" for name, ms in medians.items() if name != "total")
     resent = max(s.resent for s in samples)
     per_run = ", ".join(f"{s.per_second:,.0f}/s" for s in samples)
+    pause = max(s.extra.get("longest_pause_s", 0.0) for s in samples)
     cap = measured.get("capability_rate")
     messages = max(1, _median(samples, lambda s: s.accepted))
     per_message = ", ".join(f"{name} {seconds * 1000 / messages:.2f} ms" for name, seconds in cpu.items()
@@ -290,7 +291,7 @@ def _notes(plugin: Plugin, config: Config, measured: dict[str, Any]) -> list[str
     return [
         capped,
         f"- Checks ({verdict}): {what}; {rows}; the fake's answers by HTTP status: {statuses}. Per run: "
-        f"{per_run}.",
+        f"{per_run}. Longest pause between two accepted sends (max over runs): {pause * 1000:,.0f} ms.",
         f"- CPU during a campaign of {_median(samples, lambda s: s.last_s):.0f} s on {psutil.cpu_count()} cores "
         f"(median): {cpu_text(cpu)} (`others`: the rest of the machine, other work included); per message accepted: "
         f"{per_message}; {number(last.send_jobs)} send jobs, of which the sweeper queued again up to "

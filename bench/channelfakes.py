@@ -88,7 +88,7 @@ class TimedFake:
         """What was answered, and the fake's own counters."""
         with self.lock:
             sends = list(self.sends)
-        ok = [answer for _, answer, status in sends if status == 200]
+        ok = sorted(answer for _, answer, status in sends if status == 200)
         if self.kind == FCM:
             with self.fake.lock:
                 addresses = [str(s["message"].get("token")) for s in self.fake.sent]
@@ -101,12 +101,14 @@ class TimedFake:
             extra = {"max_per_second": self.fake.max_per_second(), "rate_limited": self.fake.rate_limited,
                      "rate_limit": self.fake.rate_limit, "requests": len(self.fake.request_times)}  # fmt: skip
         counts = Counter(addresses)
+        # A stalled job (a lost queue message, say) shows as a pause in the answers, not in the rate.
+        extra["longest_pause_s"] = max((b - a for a, b in zip(ok, ok[1:], strict=False)), default=0.0)
         extra.update(
             statuses={str(k): v for k, v in sorted(Counter(status for _, _, status in sends).items())},
             fake_sent=len(addresses), repeated=sum(n - 1 for n in counts.values() if n > 1),
             addresses=sorted(counts) if len(counts) <= 1_000_000 else [],
         )  # fmt: skip
-        return {"first_at": min(ok) if ok else None, "last_at": max(ok) if ok else None, "accepted": len(ok),
+        return {"first_at": ok[0] if ok else None, "last_at": ok[-1] if ok else None, "accepted": len(ok),
                 "distinct": len(counts), "attempts": len(sends), "extra": extra}  # fmt: skip
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
