@@ -1,7 +1,8 @@
 """Writing durable work: a :class:`Job` row first, the queue message only after the commit.
 
 Callers add jobs inside their own transaction with :func:`add_job`; the messages are sent when
-that session commits (nothing is sent for a rolled-back transaction). A lost message is harmless:
+that session's outermost transaction commits (a savepoint's release is not enough: the rows are
+not visible to workers yet), and nothing is sent for a rolled-back transaction. A lost message is harmless:
 the sweeper re-sends whatever is due and has not run.
 """
 
