@@ -191,10 +191,10 @@ def parameter_problems(found: dict[str, Any], body_given: int, header_given: boo
     per ``{{n}}`` placeholder, its text header one when it has ``{{1}}``. Meta refuses a mismatch
     (132000) at the send; said here, a marketer sees it in the review instead."""
     problems = {}
-    body = _PLACEHOLDER.findall(str(_part(found, "BODY").get("text") or ""))
-    if len(set(body)) != body_given:
+    body_wanted = len(set(_PLACEHOLDER.findall(str(_part(found, "BODY").get("text") or ""))))
+    if body_wanted != body_given:
         problems["body_parameters"] = (
-            f"Template {found.get('name')!r} in {found.get('language')} takes {len(set(body))} body "
+            f"Template {found.get('name')!r} in {found.get('language')} takes {body_wanted} body "
             f"parameter(s), one per line; {body_given} given."
         )
     header = _part(found, "HEADER")
