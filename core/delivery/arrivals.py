@@ -28,8 +28,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from core.delivery.rates import redis_script
-from core.settings import get_settings
+from core.delivery.rates import redis_script, shared_url
 
 log = logging.getLogger(__name__)
 # A thread reaching its start later than this (held up) asks again: its place only counts for the
@@ -99,7 +98,7 @@ _local = _LocalPlaces()
 
 def _admit(key: str, limit: int, hold: float, call: str) -> tuple[bool, float, float]:
     """(admitted, seconds until the start or until asking again, the start on the scheduling clock)."""
-    url = get_settings().redis_url if get_settings().uses_redis else None
+    url = shared_url()
     if url is None:
         return _local.admit(key, limit, hold, call, time.time())
     admitted, delay, start = redis_script(url, _ADMIT)(
@@ -109,7 +108,7 @@ def _admit(key: str, limit: int, hold: float, call: str) -> tuple[bool, float, f
 
 
 def _end(key: str, call: str) -> None:
-    url = get_settings().redis_url if get_settings().uses_redis else None
+    url = shared_url()
     if url is None:
         _local.end(key, call, time.time())
     else:

@@ -101,6 +101,13 @@ def _client(url: str) -> redis.Redis:
     return found
 
 
+def shared_url() -> str | None:
+    """The Redis URL that limits are shared through across worker processes; None on the embedded
+    default, where this process is the only sender."""
+    settings = get_settings()
+    return settings.redis_url if settings.uses_redis else None
+
+
 _scripts: dict[tuple[str, str], Script] = {}
 
 
@@ -121,7 +128,7 @@ def take(buckets: list[Bucket], wanted: int) -> tuple[int, float]:
     if not buckets or wanted <= 0:
         return wanted, 0.0
     now = time.time()
-    url = get_settings().redis_url if get_settings().uses_redis else None
+    url = shared_url()
     if url is None:
         return _local.take(buckets, wanted, now)
     keys = [f"tessera:rate:{bucket.key}" for bucket in buckets]
@@ -171,7 +178,7 @@ def claim(key: str, every_seconds: float) -> float:
     """Claim ``key`` if its last claim is at least ``every_seconds`` old: 0.0; else the seconds
     until it may be claimed (and nothing is claimed). Shared by every worker process through Redis
     (on the embedded default, by this process's threads)."""
-    url = get_settings().redis_url if get_settings().uses_redis else None
+    url = shared_url()
     if url is None:
         with _local_claims_lock:
             now = time.time()
